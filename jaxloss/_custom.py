@@ -1,0 +1,74 @@
+"""Small ``jax.custom_jvp`` primitives with deliberate derivatives at kinks and edges.
+
+jaxloss's convention is the minimum-norm subgradient: where 0 is in the
+subdifferential, the derivative is exactly 0. ``jnp.abs`` gives +1 at 0 and
+``jnp.maximum`` splits a tie 0.5/0.5; neither is a choice a loss should inherit.
+custom_jvp (not custom_vjp) keeps forward mode, so ``jax.jvp``, ``jax.jacfwd``
+and ``jax.hessian`` work through every primitive here.
+
+The ReLU/hinge kink needs no primitive of its own: ``jax.nn.relu`` already has
+derivative 0 at 0 (Bertoin et al., "Numerical influence of ReLU'(0) on
+backpropagation", NeurIPS 2021), and jaxloss uses it for every ``max(0, x)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@jax.custom_jvp
+def abs(x: jax.Array) -> jax.Array:  # noqa: A001 - the module namespace is the point
+  """``|x|`` with derivative ``sign(x)``: exactly 0 at ``x == 0`` (jnp.abs gives 1)."""
+  return jnp.abs(x)
+
+
+@abs.defjvp
+def _abs_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  return jnp.abs(x), jnp.sign(x) * t
+
+
+@jax.custom_jvp
+def sqrt(x: jax.Array) -> jax.Array:
+  """``sqrt(x)`` for ``x >= 0`` with derivative 0 at ``x == 0`` instead of inf.
+
+  Used where ``x`` is a sum of squares: ``sqrt(sum(e**2))`` is a norm, whose
+  subdifferential at ``e == 0`` is the unit ball with minimum-norm element 0.
+  """
+  return jnp.sqrt(x)
+
+
+@sqrt.defjvp
+def _sqrt_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = jnp.sqrt(x)
+  positive = x > 0
+  return y, jnp.where(positive, t / (2 * jnp.where(positive, y, 1)), jnp.zeros_like(t))
+
+
+_LOG2 = float(np.log(2.0))
+
+
+@jax.custom_jvp
+def log_cosh(x: jax.Array) -> jax.Array:
+  """``log(cosh(x))`` without overflow for large ``|x|`` or cancellation near 0.
+
+  Near 0 it is ``log1p(2 sinh(x/2)**2)`` (accurate to the last bit where
+  ``log(cosh(x))`` rounds to 0); elsewhere ``|x| + log1p(exp(-2|x|)) - log 2``.
+  The derivative is ``tanh(x)`` and the second derivative ``1 - tanh(x)**2``,
+  including at 0.
+  """
+  a = jnp.abs(x)
+  small = a < 1
+  a_small = jnp.where(small, a, 0)
+  near_zero = jnp.log1p(2 * jnp.sinh(a_small / 2) ** 2)
+  far = a + jnp.log1p(jnp.exp(-2 * a)) - _LOG2
+  return jnp.where(small, near_zero, far)
+
+
+@log_cosh.defjvp
+def _log_cosh_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  return log_cosh(x), jnp.tanh(x) * t

@@ -1,0 +1,605 @@
+"""Losses for real-valued targets: elementwise errors and likelihoods.
+
+Every loss here is elementwise: ``predictions`` and ``targets`` have the same
+shape (no broadcasting between them), ``reduction="none"`` returns one value per
+element, and ``weights`` / ``where`` broadcast to that shape. Inputs are
+computed in float32 at least (float16 and bfloat16 are promoted, so the result
+is float32 for them; float64 stays float64 when x64 is enabled).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxloss import _checks, _custom, _reduce
+
+_STATIC = ("reduction",)
+
+
+def _loss(*static: str):
+  """jit a public loss with ``reduction`` and the named options static."""
+  return functools.partial(jax.jit, static_argnames=_STATIC + static)
+
+
+def _pair(fn: str, predictions, targets, where, *others: jax.Array):
+  """Validated, promoted, masked ``(predictions, targets, mask)`` of an elementwise loss.
+
+  ``others`` are further float inputs that take part in choosing the compute dtype.
+  """
+  p = _checks.floating(fn, "predictions", predictions)
+  t = _checks.real(fn, "targets", targets)
+  _checks.same_shape(fn, ("predictions", p), ("targets", t))
+  dtype = _checks.compute_dtype(p, t, *others)
+  mask = _reduce.where_mask(fn, where, p.shape, of="`predictions`")
+  p, t = _reduce.zero_masked(mask, p.astype(dtype), t.astype(dtype))
+  _checks.debug_no_nan(fn, predictions=p, targets=t)
+  return p, t, mask
+
+
+@_loss()
+def mse(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Mean squared error (squared L2 error per element).
+
+  .. math::
+    \ell_i = (p_i - t_i)^2
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``; False entries
+      contribute nothing (value and gradient exactly 0).
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Smooth everywhere. Matches ``torch.nn.functional.mse_loss`` and, per element,
+  ``optax.losses.squared_error``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.mse(jnp.array([1.0, 2.0]), jnp.array([1.0, 4.0])))
+    2.0
+  """
+  fn = "jaxloss.mse"
+  p, t, mask = _pair(fn, predictions, targets, where)
+  error = p - t
+  return _reduce.reduce(fn, error * error, reduction=reduction, weights=weights, where=mask)
+
+
+@_loss()
+def mae(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Mean absolute error (L1 error per element).
+
+  .. math::
+    \ell_i = |p_i - t_i|
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: ``sign(p - t)``, exactly 0 where ``p == t`` (the minimum-norm
+  element of ``[-1, 1]``). ``jnp.abs`` would give +1 there, and
+  ``torch.nn.functional.l1_loss`` gives 0 as well. Values match
+  ``torch.nn.functional.l1_loss``.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> x = jnp.array([1.0, 2.0])
+    >>> print(jl.mae(x, jnp.array([1.0, 4.0])))
+    1.0
+    >>> print(jax.grad(jl.mae)(x, x))
+    [0. 0.]
+  """
+  fn = "jaxloss.mae"
+  p, t, mask = _pair(fn, predictions, targets, where)
+  return _reduce.reduce(fn, _custom.abs(p - t), reduction=reduction, weights=weights, where=mask)
+
+
+@_loss("axis")
+def rmse(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  axis: int | tuple[int, ...] | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Root mean squared error, over all elements or per example along ``axis``.
+
+  .. math::
+    \mathrm{rmse} = \sqrt{\frac{\sum_i w_i m_i (p_i - t_i)^2}{\sum_i w_i m_i}}
+
+  The sums run over every element when ``axis is None`` (one scalar), or over
+  ``axis`` (one value per example, then reduced over examples).
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    axis: ``None`` (default) for a single RMSE over all elements, or an int /
+      tuple of ints: the axes each example's RMSE is taken over.
+    reduction: how per-example RMSEs are combined when ``axis`` is given:
+      ``"mean"`` (over examples with at least one unmasked element), ``"sum"``
+      or ``"none"``. With ``axis=None`` every reduction returns the one scalar.
+    weights: optional per-element weights broadcastable to ``predictions``;
+      they weight the squared errors inside the square root.
+    where: optional per-element mask broadcastable to ``predictions``.
+
+  Returns:
+    A scalar, or the shape of ``predictions`` without ``axis`` for
+    ``reduction="none"`` with an ``axis``.
+
+  Subgradient: RMSE is a (scaled, weighted) Euclidean norm of the error, so at
+  zero error its gradient is exactly 0, the minimum-norm element of the unit
+  ball; ``jnp.sqrt(jnp.mean(e**2))`` gives NaN there. An example with no
+  unmasked element has RMSE 0 and does not count in the mean.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> p = jnp.array([[0.0, 0.0], [3.0, 4.0]])
+    >>> print(jl.rmse(p, jnp.zeros((2, 2)), axis=-1, reduction="none"))
+    [0.       3.535534]
+  """
+  fn = "jaxloss.rmse"
+  _reduce.check_reduction(fn, reduction)
+  p, t, mask = _pair(fn, predictions, targets, where)
+  dtype = p.dtype
+  axes = _checks.axis_tuple(fn, axis, p.ndim)
+  w = _reduce.weight_array(fn, weights, p.shape, dtype, of="`predictions`")
+  if mask is not None:
+    m = mask.astype(dtype)
+    w = m if w is None else w * m
+  error = p - t
+  squared = error * error
+  if w is None:
+    numerator = jnp.sum(squared, axis=axes)
+    denominator = jnp.full(numerator.shape, np.prod([p.shape[a] for a in axes]), dtype)
+  else:
+    numerator = jnp.sum(w * squared, axis=axes)
+    denominator = jnp.sum(w, axis=axes)
+  per_example = _custom.sqrt(_reduce.safe_divide(numerator, denominator))
+  if axis is None:
+    return per_example
+  return _reduce.reduce(fn, per_example, reduction=reduction, where=denominator != 0)
+
+
+@_loss("delta")
+def huber(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  delta: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Huber loss: quadratic for small errors, linear for large ones.
+
+  .. math::
+    \ell_i = \begin{cases} \tfrac12 e_i^2 & |e_i| < \delta \\
+      \delta\,(|e_i| - \tfrac12\delta) & \text{otherwise} \end{cases},
+    \qquad e_i = p_i - t_i
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    delta: positive threshold between the quadratic and linear parts.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Continuously differentiable (no kink): the gradient is ``clip(e, -delta,
+  delta)``. Matches ``torch.nn.functional.huber_loss`` and
+  ``optax.losses.huber_loss`` (Huber, "Robust Estimation of a Location
+  Parameter", 1964).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.huber(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none"))
+    [0.125 2.5  ]
+  """
+  fn = "jaxloss.huber"
+  delta = _checks.static_number(fn, "delta", delta)
+  _checks.option(fn, "delta", delta, delta > 0, "a positive number")
+  p, t, mask = _pair(fn, predictions, targets, where)
+  error = p - t
+  size = _custom.abs(error)
+  loss = jnp.where(size < delta, 0.5 * error * error, delta * (size - 0.5 * delta))
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_loss("beta")
+def smooth_l1(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  beta: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Smooth L1 loss: Huber divided by ``beta``, exactly MAE at ``beta = 0``.
+
+  .. math::
+    \ell_i = \begin{cases} \tfrac{1}{2\beta} e_i^2 & |e_i| < \beta \\
+      |e_i| - \tfrac12\beta & \text{otherwise} \end{cases},
+    \qquad e_i = p_i - t_i
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    beta: non-negative threshold; 0 gives :func:`mae` exactly.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Smooth for ``beta > 0``; for ``beta = 0`` it is :func:`mae`, gradient exactly
+  0 at ``p == t``. Matches ``torch.nn.functional.smooth_l1_loss`` (Girshick,
+  "Fast R-CNN", 2015).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.smooth_l1(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none"))
+    [0.125 2.5  ]
+  """
+  fn = "jaxloss.smooth_l1"
+  beta = _checks.static_number(fn, "beta", beta)
+  _checks.option(fn, "beta", beta, beta >= 0, "a non-negative number")
+  p, t, mask = _pair(fn, predictions, targets, where)
+  error = p - t
+  size = _custom.abs(error)
+  if beta == 0:
+    loss = size
+  else:
+    loss = jnp.where(size < beta, 0.5 * error * error / beta, size - 0.5 * beta)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_loss()
+def log_cosh(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Log-cosh loss, a smooth approximation of MAE.
+
+  .. math::
+    \ell_i = \log\cosh(p_i - t_i)
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Smooth: gradient ``tanh(e)``, Hessian ``1 - tanh(e)**2``. Stable for large
+  errors (no overflow of ``cosh``) and accurate for tiny ones (no cancellation
+  against ``log 2``, which ``optax.losses.log_cosh`` suffers below ~1e-3 in
+  float32). Values match ``optax.losses.log_cosh``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.log_cosh(jnp.array([0.0, 1000.0]), jnp.zeros(2), reduction="none"))
+    [  0.     999.3068]
+  """
+  fn = "jaxloss.log_cosh"
+  p, t, mask = _pair(fn, predictions, targets, where)
+  return _reduce.reduce(fn, _custom.log_cosh(p - t), reduction=reduction, weights=weights, where=mask)
+
+
+@_loss("q")
+def quantile(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  q: float = 0.5,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Quantile (pinball) loss, minimised by the ``q``-quantile of the targets.
+
+  .. math::
+    \ell_i = \max(q\,e_i,\ (q - 1)\,e_i), \qquad e_i = t_i - p_i
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    q: the quantile level, in ``[0, 1]``; ``q = 0.5`` is half the MAE.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Subgradient: ``-q`` where the prediction is below the target, ``1 - q``
+  above, and exactly 0 at ``p == t`` (0 lies in ``[-q, 1 - q]``). Reference:
+  Koenker and Bassett, "Regression Quantiles", Econometrica 1978.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.quantile(jnp.array([0.0, 2.0]), jnp.ones(2), q=0.9, reduction="none"))
+    [0.9 0.1]
+  """
+  fn = "jaxloss.quantile"
+  q = _checks.static_number(fn, "q", q)
+  _checks.option(fn, "q", q, 0 <= q <= 1, "in [0, 1]")
+  p, t, mask = _pair(fn, predictions, targets, where)
+  error = t - p
+  loss = q * jax.nn.relu(error) + (1 - q) * jax.nn.relu(-error)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_loss()
+def msle(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Mean squared logarithmic error.
+
+  .. math::
+    \ell_i = (\log(1 + p_i) - \log(1 + t_i))^2
+
+  Args:
+    predictions: floating array of any shape ``[...]``, entries > -1.
+    targets: array of the same shape, entries > -1.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Domain: entries <= -1 give inf or NaN, which :func:`jaxloss.checked` reports
+  as an error. Unlike Keras's ``MeanSquaredLogarithmicError``, inputs are not
+  clipped, so a negative prediction is never silently treated as 0.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.msle(jnp.array([0.0]), jnp.array([jnp.e - 1])))
+    1.0
+  """
+  fn = "jaxloss.msle"
+  p, t, mask = _pair(fn, predictions, targets, where)
+  _checks.debug_check(jnp.all(p > -1), f"{fn}: `predictions` must be > -1, found {{}}.", jnp.min(p))
+  _checks.debug_check(jnp.all(t > -1), f"{fn}: `targets` must be > -1, found {{}}.", jnp.min(t))
+  error = jnp.log1p(p) - jnp.log1p(t)
+  return _reduce.reduce(fn, error * error, reduction=reduction, weights=weights, where=mask)
+
+
+@_loss("eps")
+def mape(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  eps: float = float(np.finfo(np.float64).eps),
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Mean absolute percentage error, as a fraction (not multiplied by 100).
+
+  .. math::
+    \ell_i = \frac{|p_i - t_i|}{\max(|t_i|, \epsilon)}
+
+  Args:
+    predictions: floating array of any shape ``[...]``.
+    targets: array of the same shape.
+    eps: positive floor on ``|t|`` so zero targets give a large finite loss
+      (default: float64 machine epsilon, as scikit-learn).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Subgradient: 0 with respect to the prediction where ``p == t``; with respect
+  to the target, ``|t|`` has derivative 0 at 0 and the floor takes over at a
+  tie ``|t| == eps`` (derivative 0, the minimum-norm choice). Matches
+  ``sklearn.metrics.mean_absolute_percentage_error``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.mape(jnp.array([110.0, 45.0]), jnp.array([100.0, 50.0])))
+    0.1
+  """
+  fn = "jaxloss.mape"
+  eps = _checks.static_number(fn, "eps", eps)
+  _checks.option(fn, "eps", eps, eps > 0, "a positive number")
+  p, t, mask = _pair(fn, predictions, targets, where)
+  scale = _custom.abs(t)
+  scale = jnp.where(scale > eps, scale, eps)
+  loss = _custom.abs(p - t) / scale
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_loss("log_input", "full", "eps")
+def poisson_nll(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  *,
+  log_input: bool = True,
+  full: bool = False,
+  eps: float = 1e-8,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Negative log-likelihood of a Poisson distribution with the predicted rate.
+
+  .. math::
+    \ell_i = \begin{cases} e^{p_i} - t_i p_i & \text{log\_input} \\
+      p_i - t_i \log(p_i + \epsilon) & \text{otherwise} \end{cases}
+      \;+\; [\text{full}]\,[t_i > 1]\,\big(t_i \log t_i - t_i + \tfrac12 \log(2\pi t_i)\big)
+
+  Args:
+    predictions: floating array ``[...]``: the log-rate if ``log_input``, else
+      the rate (>= 0).
+    targets: counts, same shape (any real dtype, >= 0).
+    log_input: whether ``predictions`` is the log of the rate.
+    full: add the Stirling approximation of ``log(t!)`` (for ``t > 1``).
+    eps: added to the rate under the log when ``log_input=False``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``.
+
+  Smooth in the prediction. The Stirling term is 0 for ``t <= 1`` and its
+  gradient with respect to the target is finite everywhere. Matches
+  ``torch.nn.functional.poisson_nll_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.poisson_nll(jnp.array([0.0]), jnp.array([2.0])))
+    1.0
+  """
+  fn = "jaxloss.poisson_nll"
+  eps = _checks.static_number(fn, "eps", eps)
+  _checks.option(fn, "eps", eps, eps >= 0, "a non-negative number")
+  p, t, mask = _pair(fn, predictions, targets, where)
+  _checks.debug_check(jnp.all(t >= 0), f"{fn}: `targets` must be >= 0, found {{}}.", jnp.min(t))
+  if log_input:
+    loss = jnp.exp(p) - t * p
+  else:
+    message = f"{fn}: `predictions` (a rate) must be >= 0, found {{}}."
+    _checks.debug_check(jnp.all(p >= 0), message, jnp.min(p))
+    loss = p - t * jnp.log(p + eps)
+  if full:
+    above_one = t > 1
+    t_safe = jnp.where(above_one, t, 2)
+    stirling = t_safe * jnp.log(t_safe) - t_safe + 0.5 * jnp.log(2 * np.pi * t_safe)
+    loss = loss + jnp.where(above_one, stirling, 0)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+def _variance_shape(fn: str, variance: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """torch's accepted ``var`` shapes: ``shape``, ``shape[:-1] + (1,)`` or ``shape[:-1]``."""
+  if variance.shape == shape:
+    return variance
+  if len(shape) >= 1 and variance.shape == shape[:-1]:
+    return jnp.broadcast_to(variance[..., None], shape)
+  if len(shape) >= 1 and variance.shape == (*shape[:-1], 1):
+    return jnp.broadcast_to(variance, shape)
+  raise ValueError(
+    f"{fn}: `variance` must have the shape of `predictions` {shape}, or that shape with"
+    f" the last dimension 1 or removed (one variance per example), got {variance.shape}."
+  )
+
+
+@_loss("full", "eps")
+def gaussian_nll(
+  predictions: ArrayLike,
+  targets: ArrayLike,
+  variance: ArrayLike,
+  *,
+  full: bool = False,
+  eps: float = 1e-6,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Negative log-likelihood of a Gaussian with predicted mean and variance.
+
+  .. math::
+    \ell_i = \tfrac12\Big(\log \max(v_i, \epsilon)
+      + \frac{(p_i - t_i)^2}{\max(v_i, \epsilon)}\Big) + [\text{full}]\,\tfrac12\log 2\pi
+
+  Args:
+    predictions: floating array ``[..., D]``, the predicted means.
+    targets: array of the same shape.
+    variance: floating, non-negative: shape ``[..., D]`` (heteroscedastic),
+      ``[..., 1]`` or ``[...]`` (one variance per example, as torch).
+    full: add the constant ``log(2 pi) / 2``.
+    eps: floor on the variance, for stability.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[..., D]``.
+    where: optional boolean mask broadcastable to ``[..., D]``.
+
+  Returns:
+    A scalar, or ``[..., D]`` for ``reduction="none"``.
+
+  Edge convention: the variance floor is applied as in torch, outside of
+  autodiff (straight-through), so a variance below ``eps`` still receives the
+  gradient it would have at ``eps`` and can grow out of the floor. Negative
+  variances are reported by :func:`jaxloss.checked` (torch raises). Matches
+  ``torch.nn.functional.gaussian_nll_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.gaussian_nll(jnp.array([1.0]), jnp.array([3.0]), jnp.array([4.0])))
+    1.1931472
+  """
+  fn = "jaxloss.gaussian_nll"
+  eps = _checks.static_number(fn, "eps", eps)
+  _checks.option(fn, "eps", eps, eps > 0, "a positive number")
+  v = _checks.floating(fn, "variance", variance)
+  p, t, mask = _pair(fn, predictions, targets, where, v)
+  v = _variance_shape(fn, v, p.shape).astype(p.dtype)
+  v = _reduce.zero_masked(mask, v, fill=1)
+  _checks.debug_check(jnp.all(v >= 0), f"{fn}: `variance` must be >= 0, found {{}}.", jnp.min(v))
+  v = v + jax.lax.stop_gradient(jnp.maximum(v, eps) - v)
+  error = p - t
+  loss = 0.5 * (jnp.log(v) + error * error / v)
+  if full:
+    loss = loss + 0.5 * np.log(2 * np.pi)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)

@@ -1,0 +1,1 @@
+"""Registry cases, one module per loss family; each module exposes ``CASES``."""

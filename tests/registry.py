@@ -1,0 +1,69 @@
+"""The registry of every public loss, with a way to make valid inputs.
+
+``test_invariants.py`` runs the shared invariants over every case here, so a new
+loss is covered as soon as its family module in ``tests/cases/`` lists it. A
+case builds inputs for a batch shape ``batch``: the loss with
+``reduction="none"`` returns an array of shape ``batch`` (elementwise losses
+have inputs of that shape; losses over a class or feature axis add trailing
+axes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Args = tuple[Any, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One loss with one set of options.
+
+  Attributes:
+    name: test id, ``"<loss>"`` or ``"<loss>-<options>"``.
+    fn: the public loss.
+    make: ``make(rng, batch) -> args``, valid positional inputs (NumPy, float64
+      for real-valued arrays) whose per-example loss has shape ``batch``, away
+      from kinks.
+    kwargs: options passed with every call.
+    array_kwargs: ``array_kwargs(rng, batch) -> dict`` of keyword arrays with a
+      leading batch shape (sliced and vmapped with the positional ones).
+    diff: indices of the positional arguments the tests differentiate.
+    extremes: ``extremes(rng, batch) -> [args, ...]``: inputs at the edges of
+      the domain (1e4, 1e-30, exact kinks) where value and gradient must be
+      finite.
+    smooth: the loss is twice differentiable at ``make``'s inputs, so
+      ``check_grads(order=2)`` applies.
+    where_on_inputs: ``where`` and ``weights`` broadcast to the inputs rather
+      than to the per-example loss (``rmse``).
+  """
+
+  name: str
+  fn: Callable[..., Any]
+  make: Callable[[np.random.Generator, tuple[int, ...]], Args]
+  extremes: Callable[[np.random.Generator, tuple[int, ...]], list[Args]]
+  kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+  array_kwargs: Callable[[np.random.Generator, tuple[int, ...]], dict[str, Any]] | None = None
+  diff: tuple[int, ...] = (0,)
+  smooth: bool = True
+  where_on_inputs: bool = False
+
+  def __str__(self) -> str:
+    return self.name
+
+
+def all_cases() -> list[Case]:
+  """Every case of every family module in ``tests/cases``."""
+  import cases
+
+  out = []
+  for info in sorted(pkgutil.iter_modules(cases.__path__), key=lambda i: i.name):
+    module = importlib.import_module(f"cases.{info.name}")
+    out.extend(module.CASES)
+  return out

@@ -1,0 +1,239 @@
+"""The invariants every public loss holds, run over the whole registry.
+
+jit == eager, vmap == batched, ``where`` == slicing, ``sum(none) == sum``,
+weighted mean = sum(w*l)/sum(w), all-masked gives 0 with a zero gradient, masked
+NaN/inf inputs get a zero gradient, finite values and gradients at extreme
+inputs, half precision equal to float32 on the same values, second-order
+gradient checks in float64 (forward and reverse mode), finite Hessians, no
+retracing.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from registry import all_cases
+
+CASES = all_cases()
+BATCH = (5, 2)
+
+
+@pytest.fixture(params=CASES, ids=str)
+def case(request):
+  return request.param
+
+
+def _rng(case, salt=0):
+  return np.random.default_rng(zlib.crc32(f"{case.name}/{salt}".encode()))
+
+
+def _to_jax(args, dtype=jnp.float32):
+  """NumPy inputs to JAX arrays: real-valued ones in ``dtype``, integer/bool ones as they are."""
+  out = []
+  for a in args:
+    a = np.asarray(a)
+    out.append(jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a))
+  return tuple(out)
+
+
+def _inputs(case, batch=BATCH, dtype=jnp.float32, salt=0):
+  rng = _rng(case, salt)
+  args = _to_jax(case.make(rng, batch), dtype)
+  array_kwargs = {}
+  if case.array_kwargs is not None:
+    array_kwargs = {k: jnp.asarray(v) for k, v in case.array_kwargs(rng, batch).items()}
+  return args, array_kwargs
+
+
+def _call(case, args, array_kwargs, **kw):
+  return case.fn(*args, **case.kwargs, **array_kwargs, **kw)
+
+
+def _mask_shape(case, args, loss_shape):
+  """A mask over the leading batch axis, shaped to broadcast where ``where`` applies."""
+  shape = np.shape(args[0]) if case.where_on_inputs else loss_shape
+  return (shape[0],) + (1,) * (len(shape) - 1)
+
+
+def _weights_shape(case, args, loss_shape):
+  return np.shape(args[0]) if case.where_on_inputs else loss_shape
+
+
+def _grad(case, args, array_kwargs, **kw):
+  """Gradient of the (scalar) loss with respect to every differentiable argument."""
+
+  def f(*diff_args):
+    full = list(args)
+    for i, a in zip(case.diff, diff_args, strict=True):
+      full[i] = a
+    return _call(case, full, array_kwargs, **kw)
+
+  return jax.grad(f, argnums=tuple(range(len(case.diff))))(*(args[i] for i in case.diff))
+
+
+def _assert_close(actual, desired, rtol=2e-5, atol=1e-6):
+  np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(desired, np.float64), rtol, atol)
+
+
+def _slice_tree(tree, index):
+  return jax.tree.map(lambda a: a[index], tree)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_jit_matches_eager(case, reduction):
+  args, kw = _inputs(case)
+  jitted = _call(case, args, kw, reduction=reduction)
+  with jax.disable_jit():
+    eager = _call(case, args, kw, reduction=reduction)
+  _assert_close(jitted, eager)
+  if reduction != "none":
+    grads = jax.jit(lambda *a: _grad(case, a, kw, reduction=reduction))(*args)
+    with jax.disable_jit():
+      eager_grads = _grad(case, args, kw, reduction=reduction)
+    jax.tree.map(_assert_close, grads, eager_grads)
+
+
+def test_no_retrace_on_same_shapes(case):
+  args, kw = _inputs(case)
+  loss_shape = _call(case, args, kw, reduction="none").shape
+  weights = jnp.ones(_weights_shape(case, args, loss_shape))
+  _call(case, args, kw, weights=weights)
+  before = case.fn._cache_size()
+  other_args, other_kw = _inputs(case, salt=1)
+  _call(case, other_args, other_kw, weights=2 * weights)
+  assert case.fn._cache_size() == before
+
+  chex.clear_trace_counter()
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def outer(args, kw):
+    return _call(case, args, kw)
+
+  outer(args, kw)
+  outer(other_args, other_kw)
+
+
+def test_vmap_matches_loop(case):
+  args, kw = _inputs(case)
+  for reduction in ("none", "mean"):
+    vmapped = jax.vmap(lambda a, k, r=reduction: _call(case, a, k, reduction=r))(args, kw)
+    looped = [_call(case, *_slice_tree((args, kw), i), reduction=reduction) for i in range(BATCH[0])]
+    _assert_close(vmapped, np.stack(looped))
+
+
+def test_where_matches_slicing_and_masks_nan(case):
+  args, kw = _inputs(case)
+  loss_shape = _call(case, args, kw, reduction="none").shape
+  keep = np.array([True, False, True, True, False])
+  mask = jnp.asarray(keep.reshape(_mask_shape(case, args, loss_shape)))
+  # Masked rows of every differentiable input hold NaN or inf: they must not leak.
+  poisoned = list(args)
+  for n, i in enumerate(case.diff):
+    poisoned[i] = args[i].at[~keep].set(jnp.nan if n % 2 == 0 else jnp.inf)
+  sliced_args, sliced_kw = _slice_tree((args, kw), keep)
+  for reduction in ("mean", "sum"):
+    _assert_close(
+      _call(case, poisoned, kw, reduction=reduction, where=mask),
+      _call(case, sliced_args, sliced_kw, reduction=reduction),
+    )
+    grads = _grad(case, poisoned, kw, reduction=reduction, where=mask)
+    sliced_grads = _grad(case, sliced_args, sliced_kw, reduction=reduction)
+    for g, sg in zip(grads, sliced_grads, strict=True):
+      assert np.all(np.asarray(g)[~keep] == 0), "masked entries must get exactly zero gradient"
+      _assert_close(np.asarray(g)[keep], sg)
+  unreduced = np.asarray(_call(case, poisoned, kw, reduction="none", where=mask))
+  if not case.where_on_inputs:
+    assert np.all(unreduced[~keep] == 0), "masked entries of reduction='none' must be exactly 0"
+
+
+def test_none_sums_to_sum_and_weighted_mean(case):
+  args, kw = _inputs(case)
+  rng = _rng(case, 2)
+  loss_shape = _call(case, args, kw, reduction="none").shape
+  weights = jnp.asarray(rng.uniform(0.5, 2.0, _weights_shape(case, args, loss_shape)), jnp.float32)
+  mask = jnp.asarray(rng.uniform(size=_weights_shape(case, args, loss_shape)) < 0.7)
+  options = {"weights": weights, "where": mask}
+  _assert_close(
+    jnp.sum(_call(case, args, kw, reduction="none", **options)),
+    _call(case, args, kw, reduction="sum", **options),
+  )
+  if not case.where_on_inputs:
+    per_example = np.asarray(_call(case, args, kw, reduction="none"), np.float64)
+    w = np.asarray(weights, np.float64) * np.asarray(mask)
+    _assert_close(_call(case, args, kw, reduction="mean", **options), np.sum(w * per_example) / np.sum(w))
+
+
+def test_all_masked_is_zero_with_zero_gradient(case):
+  args, kw = _inputs(case)
+  loss_shape = _call(case, args, kw, reduction="none").shape
+  nothing = jnp.zeros(_mask_shape(case, args, loss_shape), bool)
+  poisoned = list(args)
+  for i in case.diff:
+    poisoned[i] = jnp.full_like(args[i], jnp.nan)
+  for reduction in ("mean", "sum"):
+    assert float(_call(case, poisoned, kw, reduction=reduction, where=nothing)) == 0.0
+    for g in _grad(case, poisoned, kw, reduction=reduction, where=nothing):
+      assert np.all(np.asarray(g) == 0)
+
+
+def test_finite_at_extreme_inputs(case):
+  rng = _rng(case, 3)
+  _, kw = _inputs(case)
+  for raw in case.extremes(rng, BATCH):
+    args = _to_jax(raw)
+    value = _call(case, args, kw)
+    chex.assert_tree_all_finite(value)
+    chex.assert_tree_all_finite(_grad(case, args, kw))
+
+
+def test_hessian_is_finite(case):
+  args, kw = _inputs(case, batch=(2, 2))
+  rng = _rng(case, 4)
+  points = [args, *(_to_jax(raw) for raw in case.extremes(rng, (2, 2)))]
+  i = case.diff[0]
+  for point in points:
+
+    def f(x, point=point):
+      full = list(point)
+      full[i] = x
+      return _call(case, full, kw)
+
+    chex.assert_tree_all_finite(jax.hessian(f)(point[i]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
+def test_half_precision_matches_float32(case, dtype):
+  args, kw = _inputs(case)
+  half = tuple(a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in args)
+  upcast = tuple(a.astype(jnp.float32) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in half)
+  for reduction in ("mean", "none"):
+    out = _call(case, half, kw, reduction=reduction)
+    assert out.dtype == jnp.float32, "half-precision inputs are computed and returned in float32"
+    _assert_close(out, _call(case, upcast, kw, reduction=reduction), rtol=1e-5)
+
+
+def test_check_grads_float64(case):
+  with jax.enable_x64(True):
+    args, kw = _inputs(case, batch=(3, 2), dtype=jnp.float64)
+    rng = _rng(case, 5)
+    loss_shape = _call(case, args, kw, reduction="none").shape
+    assert _call(case, args, kw).dtype == jnp.float64
+    weights = jnp.asarray(rng.uniform(0.5, 2.0, _weights_shape(case, args, loss_shape)))
+    mask = jnp.asarray(np.arange(np.prod(weights.shape)).reshape(weights.shape) % 3 != 1)
+
+    def f(*diff_args):
+      full = list(args)
+      for i, a in zip(case.diff, diff_args, strict=True):
+        full[i] = a
+      return _call(case, full, kw, weights=weights, where=mask)
+
+    order = 2 if case.smooth else 1
+    check_grads(f, tuple(args[i] for i in case.diff), order=order, modes=("fwd", "rev"))
