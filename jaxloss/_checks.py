@@ -27,8 +27,7 @@ def floating(fn: str, name: str, x) -> jax.Array:
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise TypeError(
-      f"{fn}: `{name}` must be a floating-point array, got dtype {x.dtype}."
-      " Cast it, e.g. `x.astype(jnp.float32)`."
+      f"{fn}: `{name}` must be a floating-point array, got dtype {x.dtype}. Cast it, e.g. `x.astype(jnp.float32)`."
     )
   return x
 
@@ -38,9 +37,7 @@ def real(fn: str, name: str, x) -> jax.Array:
   if x is None:
     raise TypeError(f"{fn}: `{name}` is required, got None.")
   x = jnp.asarray(x)
-  if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (
-    jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_
-  ):
+  if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_):
     raise TypeError(f"{fn}: `{name}` must be a real-valued array, got dtype {x.dtype}.")
   return x
 
@@ -85,9 +82,7 @@ def broadcastable(fn: str, name: str, x: jax.Array, shape: Sequence[int], of: st
   except ValueError:
     ok = False
   if not ok:
-    raise ValueError(
-      f"{fn}: `{name}` must broadcast to the shape of {of} {shape}, got {name}.shape={x.shape}."
-    )
+    raise ValueError(f"{fn}: `{name}` must broadcast to the shape of {of} {shape}, got {name}.shape={x.shape}.")
 
 
 def option(fn: str, name: str, value, ok: bool, expected: str) -> None:

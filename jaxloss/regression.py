@@ -77,8 +77,7 @@ def mse(
   """
   fn = "jaxloss.mse"
   p, t, mask = _pair(fn, predictions, targets, where)
-  error = p - t
-  return _reduce.reduce(fn, error * error, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(fn, jnp.square(p - t), reduction=reduction, weights=weights, where=mask)
 
 
 @_loss()

@@ -109,7 +109,5 @@ CASES = [
     diff=(0, 1),
   ),
   Case("gaussian_nll", jl.gaussian_nll, _gaussian, _gaussian_extremes, diff=(0, 2)),
-  Case(
-    "gaussian_nll-full", jl.gaussian_nll, _gaussian, _gaussian_extremes, kwargs={"full": True}, diff=(0, 1, 2)
-  ),
+  Case("gaussian_nll-full", jl.gaussian_nll, _gaussian, _gaussian_extremes, kwargs={"full": True}, diff=(0, 1, 2)),
 ]

@@ -1,0 +1,203 @@
+"""The public API's conventions: signatures, docstrings (run as doctests), the
+registry covering every loss, trace-time errors and the checked mode."""
+
+from __future__ import annotations
+
+import doctest
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental import checkify
+
+import jaxloss as jl
+from registry import all_cases
+
+# Public names that are not losses (helpers, modules, wrappers).
+NOT_LOSSES = {"checked"}
+LOSSES = sorted(name for name in jl.__all__ if name not in NOT_LOSSES and callable(getattr(jl, name)))
+SHARED_KEYWORDS = ("reduction", "weights", "where")
+
+
+def test_all_names_exist():
+  for name in jl.__all__:
+    assert hasattr(jl, name), name
+
+
+def test_every_loss_is_in_the_invariants_registry():
+  registered = {case.fn for case in all_cases()}
+  missing = [name for name in LOSSES if getattr(jl, name) not in registered]
+  assert not missing, f"losses without a registry case in tests/cases/: {missing}"
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_signature_convention(name):
+  params = inspect.signature(getattr(jl, name)).parameters.values()
+  kinds = [p.kind for p in params]
+  assert inspect.Parameter.VAR_POSITIONAL not in kinds and inspect.Parameter.VAR_KEYWORD not in kinds
+  positional = [p for p in params if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD]
+  keyword = {p.name: p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY}
+  assert positional, "arrays are positional"
+  assert all(p.default is inspect.Parameter.empty for p in positional), "positional arrays have no defaults"
+  for shared in SHARED_KEYWORDS:
+    assert shared in keyword, f"{name} lacks the keyword-only `{shared}`"
+  assert keyword["weights"].default is None and keyword["where"].default is None
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_docstring_has_formula_args_returns_reference_example(name):
+  doc = inspect.getdoc(getattr(jl, name))
+  for part in (".. math::", "Args:", "Returns:", "Example:", ">>>"):
+    assert part in doc, f"{name}'s docstring lacks {part!r}"
+  for argument in inspect.signature(getattr(jl, name)).parameters:
+    assert f"{argument}:" in doc, f"{name}'s docstring does not document `{argument}`"
+
+
+@pytest.mark.parametrize("name", sorted(jl.__all__))
+def test_docstring_examples_run(name):
+  obj = getattr(jl, name)
+  parser = doctest.DocTestParser()
+  test = parser.get_doctest(inspect.getdoc(obj) or "", {}, name, None, 0)
+  if not callable(obj) or inspect.ismodule(obj):
+    return
+  assert test.examples, f"{name} has no runnable example"
+  runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  # Doctests run as users run them: default dtype promotion.
+  with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+    runner.run(test)
+  assert runner.failures == 0, f"{name}: {runner.failures} docstring example(s) failed"
+
+
+# Trace-time errors: the message names the loss, the argument, the expectation and what arrived.
+X = jnp.ones((3, 4))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_unknown_reduction_lists_the_valid_ones(name):
+  case = next(c for c in all_cases() if c.fn is getattr(jl, name))
+  args = case.make(np.random.default_rng(0), (2, 3))
+  with pytest.raises(ValueError, match=r"`reduction` must be one of 'mean', 'sum', 'none', got 'avg'"):
+    case.fn(*args, **case.kwargs, reduction="avg")
+
+
+@pytest.mark.parametrize(
+  "call, error, pattern",
+  [
+    (
+      lambda: jl.mse(X, jnp.ones((3, 5))),
+      ValueError,
+      r"jaxloss\.mse: `predictions` and `targets` must have the same shape, got predictions\.shape=\(3, 4\) and targets\.shape=\(3, 5\)",  # noqa: E501
+    ),
+    (lambda: jl.mse(X, jnp.ones((4,))), ValueError, r"same shape"),
+    (
+      lambda: jl.mae(jnp.ones(3, jnp.int32), jnp.ones(3)),
+      TypeError,
+      r"jaxloss\.mae: `predictions` must be a floating-point array, got dtype int32",
+    ),
+    (lambda: jl.mse(X, jnp.ones((3, 4), jnp.complex64)), TypeError, r"`targets` must be a real-valued array"),
+    (
+      lambda: jl.huber(X, X, delta=-1.0),
+      ValueError,
+      r"jaxloss\.huber: `delta` must be a positive number, got -1\.0",
+    ),
+    (lambda: jl.huber(X, X, delta=0.0), ValueError, r"`delta` must be a positive number"),
+    (lambda: jl.huber(X, X, delta="1"), TypeError, r"`delta` must be a concrete number"),
+    (lambda: jl.smooth_l1(X, X, beta=-0.5), ValueError, r"`beta` must be a non-negative number, got -0\.5"),
+    (lambda: jl.quantile(X, X, q=1.5), ValueError, r"`q` must be in \[0, 1\], got 1\.5"),
+    (lambda: jl.mape(X, X, eps=0.0), ValueError, r"`eps` must be a positive number"),
+    (lambda: jl.poisson_nll(X, X, eps=-1.0), ValueError, r"`eps` must be a non-negative number"),
+    (
+      lambda: jl.mse(X, X, weights=jnp.ones(3)),
+      ValueError,
+      r"`weights` must broadcast to the shape of the per-example loss \(3, 4\), got weights\.shape=\(3,\)",
+    ),
+    (
+      lambda: jl.mse(X, X, where=jnp.ones((2, 4), bool)),
+      ValueError,
+      r"`where` must broadcast to the shape of `predictions` \(3, 4\), got where\.shape=\(2, 4\)",
+    ),
+    (
+      lambda: jl.mse(X, X, weights=jnp.ones(4, jnp.complex64)),
+      TypeError,
+      r"`weights` must be a real-valued array",
+    ),
+    (lambda: jl.rmse(X, X, axis=2), ValueError, r"`axis`=2 is out of range for an array of rank 2"),
+    (lambda: jl.rmse(X, X, axis=(1, -1)), ValueError, r"repeats an axis"),
+    (
+      lambda: jl.rmse(X, X, axis=-1, weights=jnp.ones(3)),
+      ValueError,
+      r"`weights` must broadcast to the shape of `predictions`",
+    ),
+    (
+      lambda: jl.gaussian_nll(X, X, jnp.ones((4,))),
+      ValueError,
+      r"`variance` must have the shape of `predictions` \(3, 4\), or that shape with the last dimension 1 or removed",
+    ),
+    (
+      lambda: jl.gaussian_nll(X, X, jnp.ones((3, 4), jnp.int32)),
+      TypeError,
+      r"`variance` must be a floating-point array",
+    ),
+    (lambda: jl.mse(None, X), TypeError, r"`predictions` is required"),
+  ],
+)
+def test_bad_input_fails_at_trace_time(call, error, pattern):
+  with pytest.raises(error, match=pattern):
+    call()
+
+
+def test_bad_input_fails_before_compilation_inside_jit():
+  with pytest.raises(ValueError, match="same shape"):
+    jax.jit(jl.mse).lower(jax.ShapeDtypeStruct((3,), jnp.float32), jax.ShapeDtypeStruct((4,), jnp.float32))
+
+
+# The checked mode.
+def test_checked_returns_the_same_value_on_valid_input():
+  p, t = jnp.array([0.5, 2.0]), jnp.array([1.0, 0.0])
+  assert float(jl.checked(jl.msle)(p, t)) == float(jl.msle(p, t))
+  assert float(jl.checked(jl.mse)(p, t, weights=jnp.array([1.0, 2.0]), reduction="sum")) == 1.0 * 0.25 + 2.0 * 4.0
+
+
+@pytest.mark.parametrize(
+  "call, pattern",
+  [
+    (
+      lambda c: c(jl.msle)(jnp.array([-1.5, 0.0]), jnp.zeros(2)),
+      r"jaxloss\.msle: `predictions` must be > -1, found -1\.5",
+    ),
+    (lambda c: c(jl.msle)(jnp.zeros(2), jnp.array([-3.0, 0.0])), r"`targets` must be > -1, found -3\.0"),
+    (
+      lambda c: c(jl.mse)(jnp.array([jnp.nan, 0.0]), jnp.zeros(2)),
+      r"jaxloss\.mse: `predictions` contains NaN",
+    ),
+    (lambda c: c(jl.mae)(jnp.zeros(2), jnp.array([0.0, jnp.nan])), r"`targets` contains NaN"),
+    (
+      lambda c: c(jl.gaussian_nll)(jnp.zeros(2), jnp.zeros(2), jnp.array([1.0, -2.0])),
+      r"`variance` must be >= 0, found -2\.0",
+    ),
+    (
+      lambda c: c(jl.poisson_nll)(jnp.zeros(2), jnp.array([-1.0, 2.0])),
+      r"`targets` must be >= 0, found -1\.0",
+    ),
+    (
+      lambda c: c(jl.poisson_nll)(jnp.array([-0.5, 1.0]), jnp.ones(2), log_input=False),
+      r"`predictions` \(a rate\) must be >= 0",
+    ),
+  ],
+)
+def test_checked_reports_out_of_domain_values(call, pattern):
+  with pytest.raises(checkify.JaxRuntimeError, match=pattern):
+    call(jl.checked)
+  call(lambda f: f)  # unchecked: no error, a value
+
+
+def test_checked_ignores_masked_entries():
+  p = jnp.array([jnp.nan, 1.0])
+  assert float(jl.checked(jl.mse)(p, jnp.zeros(2), where=jnp.array([False, True]))) == 1.0
+
+
+def test_runtime_checks_are_removed_from_compiled_code():
+  hlo = jax.jit(jl.msle).lower(jnp.ones(8), jnp.ones(8)).compile().as_text()
+  assert "reduce-min" not in hlo.replace("_", "-") and "minimum" not in hlo
