@@ -1,0 +1,113 @@
+"""Interleaved steady-state timing and the arithmetic on its samples.
+
+Every implementation of a variant is timed in the same rounds: round ``r`` runs
+one sample of each, in an order rotated by ``r``, so machine noise (other
+processes, frequency changes, a neighbour's cache traffic) hits all of them
+alike. A sample is ``number`` back-to-back calls followed by one
+synchronisation, long enough (``min_sample_s``) for the clock to resolve it.
+Ratios are taken per round and then the median, so slow drift cancels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """How long to measure one variant."""
+
+  min_rounds: int = 5
+  max_rounds: int = 25
+  round_budget_s: float = 2.0
+  min_sample_s: float = 0.005
+  warmup_calls: int = 2
+
+
+QUICK = Budget(min_rounds=5, max_rounds=15, round_budget_s=0.6, min_sample_s=0.002)
+FULL = Budget()
+SMOKE = Budget(min_rounds=2, max_rounds=2, round_budget_s=0.0, min_sample_s=0.0, warmup_calls=1)
+
+
+@dataclasses.dataclass
+class Timed:
+  """One implementation ready to time: ``call()`` runs it once, ``sync(out)`` waits for it."""
+
+  name: str
+  call: Callable[[], Any]
+  sync: Callable[[Any], None]
+
+
+def _sample(timed: Timed, number: int) -> float:
+  """Seconds per call over ``number`` back-to-back calls, synchronised once at the end."""
+  start = time.perf_counter()
+  for _ in range(number):
+    out = timed.call()
+  timed.sync(out)
+  return (time.perf_counter() - start) / number
+
+
+def interleaved(timed: Sequence[Timed], budget: Budget) -> dict[str, list[float]]:
+  """Per-call seconds of each implementation, one entry per round, rounds interleaved."""
+  gc_was_enabled = gc.isenabled()
+  gc.disable()
+  try:
+    single = {}
+    for t in timed:
+      for _ in range(max(budget.warmup_calls - 1, 0)):
+        t.sync(t.call())
+      single[t.name] = _sample(t, 1)
+    number = {name: max(1, math.ceil(budget.min_sample_s / max(s, 1e-9))) for name, s in single.items()}
+    round_s = sum(number[name] * single[name] for name in single)
+    rounds = int(np.clip(budget.round_budget_s / max(round_s, 1e-9), budget.min_rounds, budget.max_rounds))
+    samples: dict[str, list[float]] = {t.name: [] for t in timed}
+    for r in range(rounds):
+      shift = r % len(timed)
+      for t in (*timed[shift:], *timed[:shift]):
+        samples[t.name].append(_sample(t, number[t.name]))
+    return samples
+  finally:
+    if gc_was_enabled:
+      gc.enable()
+
+
+def summary(seconds: Sequence[float]) -> dict[str, float | int]:
+  """Median, quartiles and extremes of per-call times (seconds)."""
+  s = np.asarray(seconds, dtype=np.float64)
+  q1, median, q3 = np.percentile(s, [25, 50, 75])
+  return {
+    "median_s": float(median),
+    "q1_s": float(q1),
+    "q3_s": float(q3),
+    "min_s": float(s.min()),
+    "max_s": float(s.max()),
+    "rounds": len(s),
+  }
+
+
+def paired_ratio(ours: Sequence[float], peer: Sequence[float]) -> float:
+  """Median over rounds of ``ours[r] / peer[r]``: > 1 means ours is slower.
+
+  Samples of one round were taken back to back, so the per-round ratio cancels
+  machine noise that a ratio of two medians keeps.
+  """
+  if len(ours) != len(peer) or not len(ours):
+    raise ValueError(f"paired_ratio needs two equally long non-empty series, got {len(ours)} and {len(peer)}")
+  return float(np.median(np.asarray(ours, np.float64) / np.asarray(peer, np.float64)))
+
+
+def gbps(num_bytes: int, seconds: float) -> float:
+  """Achieved bandwidth in GB/s (10**9 bytes per second)."""
+  return num_bytes / seconds / 1e9
+
+
+def bandwidth_fraction(achieved_gbps: float, probe_gbps: float | None) -> float | None:
+  """Achieved over probed bandwidth (None without a probe)."""
+  return None if not probe_gbps else achieved_gbps / probe_gbps
