@@ -23,7 +23,6 @@ SCHEMA_VERSION = 1
 # Probe sizes, in float32 elements: well beyond any cache for the real runs.
 PROBE_ELEMENTS = {"full": 10**8, "quick": 25 * 10**6, "smoke": 10**5}
 SMOKE_SIZE = 1000
-SLOWER = 1.05  # a ratio above this is "slower than the peer" in the table and the report
 
 
 def _error(e: BaseException) -> dict[str, Any]:
@@ -47,8 +46,10 @@ def to_torch(torch, x: np.ndarray, device: str):
   return torch.from_numpy(np.ascontiguousarray(x)).to(device)
 
 
-def _scalar(out) -> float:
-  return float(np.asarray(out, np.float64))
+def _scalar(out) -> float | None:
+  """A loss value for the JSON (which has no NaN or inf): None when not finite."""
+  value = float(np.asarray(out, np.float64))
+  return value if np.isfinite(value) else None
 
 
 def prepare_jax(name: str, fn, args: Sequence[jax.Array], mode: str, diff: Sequence[int]):
@@ -88,7 +89,8 @@ def prepare_torch(torch, fn, tensors: list, mode: str, diff: Sequence[int], devi
   out = call()
   sync(out)
   value = out if mode == "forward" else out[0]
-  return timing.Timed("torch", call, sync), {"value": float(value.detach().float().cpu())}
+  info = {"trace_s": None, "compile_s": None, "temp_bytes": None, "value": _scalar(value.detach().float().cpu())}
+  return timing.Timed("torch", call, sync), info
 
 
 def measure_variant(
@@ -251,7 +253,7 @@ def _ms(seconds: float | None) -> str:
 
 def _ratio(ratio: float | None, record: dict[str, Any]) -> str:
   if ratio is not None:
-    return f"{ratio:.2f}" + ("*" if ratio > SLOWER else "")
+    return f"{ratio:.2f}" + ("*" if ratio > timing.SLOWER else "")
   return {"missing": "—", "error": "err"}.get(record["status"], "—")
 
 
@@ -286,8 +288,8 @@ def table(document: dict[str, Any]) -> str:
       )
   lines.append(
     "\nms: median per call (jaxloss); IQR: interquartile range / median; compile: trace + XLA compile, ms;"
-    f"\n/peer: jaxloss time / peer time, median of interleaved rounds (* = slower by more than {SLOWER - 1:.0%});"
-    " — missing, err failed"
+    "\n/peer: jaxloss time / peer time, median of interleaved rounds"
+    f" (* = slower by more than {timing.SLOWER - 1:.0%}); — missing, err failed"
   )
   return "\n".join(lines)
 
@@ -325,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   print(f"\n{len(document['results'])} variants in {document['wall_s']:.0f} s; load {document['load_end']}")
   if args.out:
     with open(args.out, "w") as f:
-      json.dump(document, f, indent=1)
+      json.dump(document, f, indent=1, allow_nan=False)
     print(f"wrote {args.out}")
   failed = [r["id"] for r in document["results"] if r["implementations"]["jaxloss"]["status"] != "ok"]
   if failed:

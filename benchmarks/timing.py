@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+SLOWER = 1.05  # a ratio above this is "slower than the peer" in the table and the report
+
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
