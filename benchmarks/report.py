@@ -287,15 +287,15 @@ def plots(rows: Sequence[Row], out_dir: pathlib.Path) -> list[str]:
   return figures
 
 
-def render(paths: Sequence[str | pathlib.Path], out_dir: str | pathlib.Path) -> pathlib.Path:
-  """Write ``report.md`` and its PNGs into ``out_dir``; the markdown's path."""
+def render(paths: Sequence[str | pathlib.Path], out_dir: str | pathlib.Path) -> tuple[pathlib.Path, list[str]]:
+  """Write ``report.md`` and its PNGs into ``out_dir``: the markdown's path and the PNG names."""
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   documents, rows = load(paths)
   figures = plots(rows, out_dir)
   path = out_dir / "report.md"
   path.write_text(markdown(documents, rows, figures))
-  return path
+  return path, figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,6 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--out-dir", help="where report.md and the PNGs go (default: report/ beside the first file)")
   args = parser.parse_args(argv)
   out_dir = args.out_dir or pathlib.Path(args.files[0]).parent / "report"
-  path = render(args.files, out_dir)
-  print(f"wrote {path} and {len(list(path.parent.glob('*.png')))} PNGs in {path.parent}")
+  path, figures = render(args.files, out_dir)
+  print(f"wrote {path} and {len(figures)} PNGs beside it")
   return 0

@@ -203,10 +203,14 @@ def run(
   mode: str,
   seed: int = 0,
   backend: str | None = None,
+  torch_threads: int | None = None,
   progress: bool = True,
 ) -> dict[str, Any]:
   """Measure ``chosen`` on every backend: the result document (see ``schema.json``)."""
   budget = {"full": timing.FULL, "quick": timing.QUICK, "smoke": timing.SMOKE}[mode]
+  torch = machine.torch_module()[0]
+  if torch is not None and torch_threads:
+    torch.set_num_threads(torch_threads)
   document: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION,
     "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -227,7 +231,7 @@ def run(
       backend_record = machine.describe(device)
       backend_record["probe"] = probe(device, PROBE_ELEMENTS[mode], budget)
       document["backends"].append(backend_record)
-      torch_state = (machine.torch_module()[0], backend_record["torch_device"], backend_record["torch_missing_reason"])
+      torch_state = (torch, backend_record["torch_device"], backend_record["torch_missing_reason"])
       inputs_key, inputs = None, None
       for variant in chosen:
         bar.step(f"{device.platform}: {variant.id}")
@@ -307,6 +311,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument("--out", metavar="FILE.json", help="write the results (schema: benchmarks/schema.json)")
   parser.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
   parser.add_argument("--backend", choices=machine.PLATFORMS, help="only this backend (default: every one present)")
+  parser.add_argument(
+    "--torch-threads",
+    type=int,
+    metavar="N",
+    help="torch's intra-op threads (default: torch's own choice); recorded in the JSON",
+  )
   parser.add_argument("--list", action="store_true", help="list the selected variant ids and exit")
   parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
   return parser.parse_args(argv)
@@ -322,7 +332,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not chosen:
     print(f"no variant matches --filter {args.filter!r} (see --list)", file=sys.stderr)
     return 2
-  document = run(chosen, mode=mode, seed=args.seed, backend=args.backend, progress=not args.no_progress)
+  document = run(
+    chosen,
+    mode=mode,
+    seed=args.seed,
+    backend=args.backend,
+    torch_threads=args.torch_threads,
+    progress=not args.no_progress,
+  )
   print(table(document))
   print(f"\n{len(document['results'])} variants in {document['wall_s']:.0f} s; load {document['load_end']}")
   if args.out:
