@@ -81,6 +81,8 @@ class Case:
       not in ``--quick``).
     dtypes: floating dtypes of the full run, by name.
     quick_dtypes: dtypes ``--quick`` runs.
+    smoke_size: the tiny size of ``--smoke`` (and the tests): set it for
+      cases whose sizes are shapes.
     diff: positional inputs differentiated in ``value_and_grad`` mode.
     bytes_moved: ``bytes_moved(inputs, mode, diff) -> int``, the bytes a
       perfect implementation moves, for achieved GB/s and the fraction of the
@@ -100,6 +102,7 @@ class Case:
   quick_sizes: tuple[Size, ...] = ()
   dtypes: tuple[str, ...] = ("float32", "bfloat16")
   quick_dtypes: tuple[str, ...] = ("float32",)
+  smoke_size: Size = 1000
   diff: tuple[int, ...] = (0,)
   bytes_moved: Callable[[Sequence[np.ndarray], str, Sequence[int]], int] = default_bytes_moved
   flops: Callable[[Sequence[np.ndarray], str, Sequence[int]], int] | None = None

@@ -22,7 +22,6 @@ from benchmarks.progress import Progress
 SCHEMA_VERSION = 1
 # Probe sizes, in float32 elements: well beyond any cache for the real runs.
 PROBE_ELEMENTS = {"full": 10**8, "quick": 25 * 10**6, "smoke": 10**5}
-SMOKE_SIZE = 1000
 
 
 def _error(e: BaseException) -> dict[str, Any]:
@@ -184,7 +183,7 @@ def probe(device: jax.Device, elements: int, budget: timing.Budget) -> dict[str,
 def select(cases: Sequence[Case], *, mode: str, pattern: str | None) -> list[Variant]:
   """The variants of a ``full``, ``quick`` or ``smoke`` run whose id matches ``pattern``."""
   if mode == "smoke":
-    chosen = [Variant(c, SMOKE_SIZE, c.dtypes[0], m) for c in cases for m in ("forward", "value_and_grad")]
+    chosen = [Variant(c, c.smoke_size, c.dtypes[0], m) for c in cases for m in ("forward", "value_and_grad")]
   else:
     chosen = variants(cases, quick=mode == "quick")
   if pattern:
@@ -306,7 +305,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
   )
   size = parser.add_mutually_exclusive_group()
   size.add_argument("--quick", action="store_true", help="a representative subset, under 2 minutes on 2 cores")
-  size.add_argument("--smoke", action="store_true", help=f"every case at {SMOKE_SIZE} elements, 2 rounds (CI)")
+  size.add_argument("--smoke", action="store_true", help="each case at its tiny smoke_size, 2 rounds (a check)")
   parser.add_argument("--filter", metavar="REGEX", help="only variants whose id (family/case/dtype/mode/size) matches")
   parser.add_argument("--out", metavar="FILE.json", help="write the results (schema: benchmarks/schema.json)")
   parser.add_argument("--seed", type=int, default=0, help="input seed (default 0)")

@@ -23,7 +23,6 @@ from benchmarks import report, run, schema, timing
 from jaxloss import regression
 
 CASES = case_api.all_cases()
-SMOKE = 64  # elements per input in the value checks
 
 
 def _case(name):
@@ -42,7 +41,7 @@ def test_every_regression_loss_has_a_case():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_peers_compute_the_same_loss(case):
-  inputs = case.make(case_api.seed_for(0, case, SMOKE), SMOKE)
+  inputs = case.make(case_api.seed_for(0, case, case.smoke_size), case.smoke_size)
   args = [jnp.asarray(x) for x in inputs]
   expected = float(case.loss(*args))
   assert np.isfinite(expected)
