@@ -374,8 +374,12 @@ def quantile(
   _checks.option(fn, "q", q, 0 <= q <= 1, "in [0, 1]")
   p, t, mask = _pair(fn, predictions, targets, where)
   error = t - p
-  loss = q * jax.nn.relu(error) + (1 - q) * jax.nn.relu(-error)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  # The slope is piecewise constant (no tangent of its own), so the derivative of
+  # slope * error is exactly the slope: q, q - 1, and 0 at the kink. Two relus give
+  # the same values but make XLA keep `error` and `-error` as unfused residuals
+  # (~3x slower value_and_grad on CPU).
+  slope = jnp.where(error > 0, q, jnp.where(error < 0, q - 1, 0.0)).astype(error.dtype)
+  return _reduce.reduce(fn, slope * error, reduction=reduction, weights=weights, where=mask)
 
 
 @_loss()
