@@ -374,11 +374,12 @@ def quantile(
   _checks.option(fn, "q", q, 0 <= q <= 1, "in [0, 1]")
   p, t, mask = _pair(fn, predictions, targets, where)
   error = t - p
-  # The slope is piecewise constant (no tangent of its own), so the derivative of
-  # slope * error is exactly the slope: q, q - 1, and 0 at the kink. Two relus give
-  # the same values but make XLA keep `error` and `-error` as unfused residuals
-  # (~3x slower value_and_grad on CPU).
-  slope = jnp.where(error > 0, q, jnp.where(error < 0, q - 1, 0.0)).astype(error.dtype)
+  # slope = q, q - 1, or 0 at the kink, and piecewise constant (its derivative is 0),
+  # so d(slope * error) = slope exactly. Built from sign() arithmetic rather than
+  # selects or two relus: XLA:CPU fuses it into the reduction and keeps only the
+  # slope for the gradient (forward ~1.25x and value_and_grad ~1.5x faster).
+  sign = jnp.sign(error)
+  slope = jax.lax.stop_gradient(q * jnp.maximum(sign, 0) + (q - 1) * jnp.maximum(-sign, 0))
   return _reduce.reduce(fn, slope * error, reduction=reduction, weights=weights, where=mask)
 
 
