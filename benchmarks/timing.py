@@ -24,18 +24,28 @@ SLOWER = 1.05  # a ratio above this is "slower than the peer" in the table and t
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-  """How long to measure one variant."""
+  """How long to measure one variant.
+
+  Every implementation has run once before (its first call, after compiling);
+  ``warmup_calls`` more run before one calibrating call sets how many calls make
+  a sample of at least ``min_sample_s``. Then as many rounds as fit in
+  ``round_budget_s``, within ``[min_rounds, max_rounds]``; a variant whose round
+  takes over ``long_round_s`` (10^8 elements) gets ``min_rounds_long``: its
+  per-call times are long and steady.
+  """
 
   min_rounds: int = 5
   max_rounds: int = 25
-  round_budget_s: float = 2.0
+  round_budget_s: float = 1.0
   min_sample_s: float = 0.005
-  warmup_calls: int = 2
+  warmup_calls: int = 0
+  long_round_s: float = 1.0
+  min_rounds_long: int = 3
 
 
 QUICK = Budget(min_rounds=5, max_rounds=15, round_budget_s=0.6, min_sample_s=0.002)
 FULL = Budget()
-SMOKE = Budget(min_rounds=2, max_rounds=2, round_budget_s=0.0, min_sample_s=0.0, warmup_calls=1)
+SMOKE = Budget(min_rounds=2, max_rounds=2, round_budget_s=0.0, min_sample_s=0.0)
 
 
 @dataclasses.dataclass
@@ -63,12 +73,13 @@ def interleaved(timed: Sequence[Timed], budget: Budget) -> dict[str, list[float]
   try:
     single = {}
     for t in timed:
-      for _ in range(max(budget.warmup_calls - 1, 0)):
+      for _ in range(budget.warmup_calls):
         t.sync(t.call())
       single[t.name] = _sample(t, 1)
     number = {name: max(1, math.ceil(budget.min_sample_s / max(s, 1e-9))) for name, s in single.items()}
     round_s = sum(number[name] * single[name] for name in single)
-    rounds = int(np.clip(budget.round_budget_s / max(round_s, 1e-9), budget.min_rounds, budget.max_rounds))
+    least = budget.min_rounds_long if round_s > budget.long_round_s else budget.min_rounds
+    rounds = int(np.clip(budget.round_budget_s / max(round_s, 1e-9), least, budget.max_rounds))
     samples: dict[str, list[float]] = {t.name: [] for t in timed}
     for r in range(rounds):
       shift = r % len(timed)

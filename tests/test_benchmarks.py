@@ -7,6 +7,7 @@ and PNGs, and the ratio / bandwidth / statistics arithmetic.
 """
 
 import copy
+import dataclasses
 import functools
 import json
 
@@ -114,10 +115,18 @@ def test_ratio_bandwidth_and_summary_arithmetic():
 def test_interleaved_rotates_the_order_every_round():
   calls = []
   timed = [timing.Timed(name, functools.partial(calls.append, name), lambda out: None) for name in "abc"]
-  budget = timing.Budget(min_rounds=3, max_rounds=3, round_budget_s=0.0, min_sample_s=0.0, warmup_calls=1)
+  budget = timing.Budget(min_rounds=3, max_rounds=3, round_budget_s=0.0, min_sample_s=0.0)
   samples = timing.interleaved(timed, budget)
   assert {k: len(v) for k, v in samples.items()} == {"a": 3, "b": 3, "c": 3}
   assert "".join(calls) == "abc" + "abc" + "bca" + "cab"  # one single-call calibration each, then 3 rounds
+
+
+def test_long_rounds_need_fewer_rounds():
+  timed = [timing.Timed("a", lambda: None, lambda out: None)]
+  short = timing.Budget(min_rounds=5, max_rounds=9, round_budget_s=0.0, min_sample_s=0.0, long_round_s=1e9)
+  long = dataclasses.replace(short, long_round_s=0.0, min_rounds_long=2)
+  assert len(timing.interleaved(timed, short)["a"]) == 5
+  assert len(timing.interleaved(timed, long)["a"]) == 2
 
 
 def test_missing_and_failing_peers_are_reported_not_fatal():
