@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import re
@@ -203,10 +204,14 @@ def run(
   seed: int = 0,
   backend: str | None = None,
   torch_threads: int | None = None,
+  min_rounds: int | None = None,
   progress: bool = True,
 ) -> dict[str, Any]:
   """Measure ``chosen`` on every backend: the result document (see ``schema.json``)."""
   budget = {"full": timing.FULL, "quick": timing.QUICK, "smoke": timing.SMOKE}[mode]
+  if min_rounds:
+    rounds = {"min_rounds": min_rounds, "min_rounds_long": min_rounds}
+    budget = dataclasses.replace(budget, **rounds, max_rounds=max(budget.max_rounds, min_rounds))
   torch = machine.torch_module()[0]
   if torch is not None and torch_threads:
     torch.set_num_threads(torch_threads)
@@ -316,6 +321,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     metavar="N",
     help="torch's intra-op threads (default: torch's own choice); recorded in the JSON",
   )
+  parser.add_argument("--min-rounds", type=int, metavar="N", help="at least N interleaved rounds per variant")
   parser.add_argument("--list", action="store_true", help="list the selected variant ids and exit")
   parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
   return parser.parse_args(argv)
@@ -337,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed=args.seed,
     backend=args.backend,
     torch_threads=args.torch_threads,
+    min_rounds=args.min_rounds,
     progress=not args.no_progress,
   )
   print(table(document))
