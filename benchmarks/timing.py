@@ -1,11 +1,15 @@
 """Interleaved steady-state timing and the arithmetic on its samples.
 
-Every implementation of a variant is timed in the same rounds: round ``r`` runs
-one sample of each, in an order rotated by ``r``, so machine noise (other
-processes, frequency changes, a neighbour's cache traffic) hits all of them
-alike. A sample is ``number`` back-to-back calls followed by one
-synchronisation, long enough (``min_sample_s``) for the clock to resolve it.
-Ratios are taken per round and then the median, so slow drift cancels.
+Every implementation of a variant is timed in the same rounds: each round runs
+one sample of each, so machine noise (other processes, frequency changes, a
+neighbour's cache traffic) hits all of them alike. The orders form a balanced
+Latin square (each implementation follows every other equally often), and each
+sample is preceded by an untimed call of the same implementation: the previous
+one's thread pool may still be spinning (torch's OpenMP workers spin after every
+call and measurably slowed whatever ran next on 2 cores). A sample is ``number``
+back-to-back calls followed by one synchronisation, long enough
+(``min_sample_s``) for the clock to resolve it. Ratios are taken per round and
+then the median, so slow drift cancels.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class Budget:
   warmup_calls: int = 0
   long_round_s: float = 1.0
   min_rounds_long: int = 3
+  # Calls slower than this settle with a pause instead of an untimed call (a ms of
+  # spinning threads is noise to them, and a second call would cost seconds).
+  settle_call_max_s: float = 0.1
+  settle_pause_s: float = 0.01
 
 
 QUICK = Budget(min_rounds=5, max_rounds=15, round_budget_s=0.6, min_sample_s=0.002)
@@ -66,6 +74,15 @@ def _sample(timed: Timed, number: int) -> float:
   return (time.perf_counter() - start) / number
 
 
+def balanced_orders(count: int) -> list[list[int]]:
+  """A Williams design: orders of ``range(count)`` in which each index follows each other one equally often."""
+  first = [0]
+  for k in range(1, count):
+    first.append((k + 1) // 2 if k % 2 else count - k // 2)
+  rows = [[(i + shift) % count for i in first] for shift in range(count)]
+  return rows if count % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
 def interleaved(timed: Sequence[Timed], budget: Budget) -> dict[str, list[float]]:
   """Per-call seconds of each implementation, one entry per round, rounds interleaved."""
   gc_was_enabled = gc.isenabled()
@@ -81,9 +98,13 @@ def interleaved(timed: Sequence[Timed], budget: Budget) -> dict[str, list[float]
     least = budget.min_rounds_long if round_s > budget.long_round_s else budget.min_rounds
     rounds = int(np.clip(budget.round_budget_s / max(round_s, 1e-9), least, budget.max_rounds))
     samples: dict[str, list[float]] = {t.name: [] for t in timed}
+    orders = balanced_orders(len(timed))
     for r in range(rounds):
-      shift = r % len(timed)
-      for t in (*timed[shift:], *timed[:shift]):
+      for t in (timed[i] for i in orders[r % len(orders)]):
+        if single[t.name] < budget.settle_call_max_s:
+          t.sync(t.call())
+        else:
+          time.sleep(budget.settle_pause_s)
         samples[t.name].append(_sample(t, number[t.name]))
     return samples
   finally:

@@ -6,9 +6,11 @@ file valid against ``benchmarks/schema.json``, that the report renders a table
 and PNGs, and the ratio / bandwidth / statistics arithmetic.
 """
 
+import collections
 import copy
 import dataclasses
 import functools
+import itertools
 import json
 
 import jax
@@ -112,13 +114,22 @@ def test_ratio_bandwidth_and_summary_arithmetic():
   assert stats == {"median_s": 3.0, "q1_s": 2.0, "q3_s": 4.0, "min_s": 1.0, "max_s": 5.0, "rounds": 5}
 
 
-def test_interleaved_rotates_the_order_every_round():
+def test_interleaved_balances_the_order_and_settles_before_each_sample():
   calls = []
   timed = [timing.Timed(name, functools.partial(calls.append, name), lambda out: None) for name in "abc"]
   budget = timing.Budget(min_rounds=3, max_rounds=3, round_budget_s=0.0, min_sample_s=0.0)
   samples = timing.interleaved(timed, budget)
   assert {k: len(v) for k, v in samples.items()} == {"a": 3, "b": 3, "c": 3}
-  assert "".join(calls) == "abc" + "abc" + "bca" + "cab"  # one single-call calibration each, then 3 rounds
+  # One calibrating call each, then rounds of (untimed settling call, one-call sample) per implementation.
+  assert "".join(calls) == "abc" + "aabbcc" + "bbccaa" + "ccaabb"
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
+def test_balanced_orders_let_each_implementation_follow_each_other_equally_often(count):
+  orders = timing.balanced_orders(count)
+  assert all(sorted(order) == list(range(count)) for order in orders)
+  follows = collections.Counter(pair for order in orders for pair in itertools.pairwise(order))
+  assert len(follows) == count * (count - 1) and len(set(follows.values())) <= 1
 
 
 def test_long_rounds_need_fewer_rounds():
