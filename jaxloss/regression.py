@@ -467,8 +467,9 @@ def mape(
   eps = _checks.static_number(fn, "eps", eps)
   _checks.option(fn, "eps", eps, eps > 0, "a positive number")
   p, t, mask = _pair(fn, predictions, targets, where)
-  scale = _custom.abs(t)
-  scale = jnp.where(scale > eps, scale, eps)
+  # max(|t|, eps) with derivative 0 at the tie (relu'(0) = 0); max/add rather than a
+  # select, which XLA:CPU cannot fuse into the reduction (forward was ~4x the jnp).
+  scale = eps + jax.nn.relu(_custom.abs(t) - eps)
   loss = _custom.abs(p - t) / scale
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
 
