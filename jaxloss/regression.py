@@ -374,8 +374,13 @@ def quantile(
   _checks.option(fn, "q", q, 0 <= q <= 1, "in [0, 1]")
   p, t, mask = _pair(fn, predictions, targets, where)
   error = t - p
-  loss = q * jax.nn.relu(error) + (1 - q) * jax.nn.relu(-error)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  # slope = q, q - 1, or 0 at the kink, and piecewise constant (its derivative is 0),
+  # so d(slope * error) = slope exactly. Built from sign() arithmetic rather than
+  # selects or two relus: XLA:CPU fuses it into the reduction and keeps only the
+  # slope for the gradient (forward ~1.25x and value_and_grad ~1.5x faster).
+  sign = jnp.sign(error)
+  slope = jax.lax.stop_gradient(q * jnp.maximum(sign, 0) + (q - 1) * jnp.maximum(-sign, 0))
+  return _reduce.reduce(fn, slope * error, reduction=reduction, weights=weights, where=mask)
 
 
 @_loss()
@@ -462,8 +467,9 @@ def mape(
   eps = _checks.static_number(fn, "eps", eps)
   _checks.option(fn, "eps", eps, eps > 0, "a positive number")
   p, t, mask = _pair(fn, predictions, targets, where)
-  scale = _custom.abs(t)
-  scale = jnp.where(scale > eps, scale, eps)
+  # max(|t|, eps) with derivative 0 at the tie (relu'(0) = 0); max/add rather than a
+  # select, which XLA:CPU cannot fuse into the reduction (forward was ~4x the jnp).
+  scale = eps + jax.nn.relu(_custom.abs(t) - eps)
   loss = _custom.abs(p - t) / scale
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
 

@@ -1,0 +1,1 @@
+"""One module per loss family, each exposing ``CASES`` (see :mod:`benchmarks.case`)."""
