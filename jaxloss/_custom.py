@@ -59,6 +59,25 @@ def safe_log(x: jax.Array) -> jax.Array:
 
 
 @jax.custom_jvp
+def divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
+  """``numerator / denominator`` whose derivatives never square the denominator.
+
+  The quotient rule is written ``(dn - q dd) / d`` with ``q = n / d``, rather
+  than ``dn / d - n dd / d**2``: a tiny denominator (1e-29 in float32) whose
+  square underflows to 0 gives finite derivatives of every order instead of
+  ``0 / 0``.
+  """
+  return numerator / denominator
+
+
+@divide.defjvp
+def _divide_jvp(primals, tangents):
+  (n, d), (dn, dd) = primals, tangents
+  q = divide(n, d)
+  return q, divide(dn - q * dd, d)
+
+
+@jax.custom_jvp
 def max(x: jax.Array) -> jax.Array:  # noqa: A001 - the module namespace is the point
   """``max`` over the last axis whose derivative averages over tied maximisers.
 

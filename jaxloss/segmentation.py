@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _reduce
+from jaxloss import _checks, _custom, _reduce
 
 
 def _inputs(fn: str, probs, targets, axis, where):
@@ -45,7 +45,7 @@ def _inputs(fn: str, probs, targets, axis, where):
 def _one_minus_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
   """``1 - numerator / denominator``, and 0 (a perfect score, zero gradient) where both are 0."""
   positive = denominator > 0
-  return jnp.where(positive, 1 - numerator / jnp.where(positive, denominator, 1), 0)
+  return jnp.where(positive, 1 - _custom.divide(numerator, jnp.where(positive, denominator, 1)), 0)
 
 
 def _check_smooth(fn: str, smooth) -> float:
