@@ -85,11 +85,6 @@ def _class_extremes(rng, batch, *, masked=True):
   return out
 
 
-def _class_extremes_finite(rng, batch):
-  """Label smoothing puts mass on every class, so a -inf logit is an infinite loss there."""
-  return _class_extremes(rng, batch, masked=False)
-
-
 def _axis_extremes(rng, batch):
   return [(np.moveaxis(x, -1, -2), y) for x, y in _class_extremes(rng, batch)]
 
@@ -98,6 +93,11 @@ def _ignored_extremes(rng, batch):
   out = [(x, np.where(np.arange(y.size).reshape(y.shape) % 3 == 0, IGNORE, y)) for x, y in _class_extremes(rng, batch)]
   poisoned = np.full((*batch, C), np.nan)
   return [*out, (poisoned, np.full(batch, IGNORE))]  # every target ignored: value 0, gradient 0
+
+
+def _ignored_extremes_finite(rng, batch):
+  """As _ignored_extremes without -inf logits (label smoothing makes them an infinite loss)."""
+  return [(x, y) for x, y in _ignored_extremes(rng, batch) if not np.any(np.isneginf(x))]
 
 
 def _log_prob_extremes(rng, batch):
@@ -138,10 +138,6 @@ def _probs_extremes(rng, batch):
 
 def _binary_logits(rng, batch):
   return rng.normal(size=batch) * 2, rng.uniform(0.0, 1.0, size=batch)
-
-
-def _binary_targets_logits(rng, batch):
-  return rng.normal(size=batch) * 2, rng.choice([0.0, 1.0], size=batch)
 
 
 def _binary_logit_extremes(rng, batch):
@@ -212,8 +208,10 @@ def _score_extremes(rng, batch):
   ]
 
 
-POS_WEIGHT = np.array([0.5, 3.0])  # the last batch axis (2) plays the class axis
+POS_WEIGHT = np.array([2.5])  # broadcasts along the last axis, as torch's [C]-shaped pos_weight
 
+# One case per loss and per code path that matters (class weights, ignore_index, smoothing, probability
+# labels, another axis, gamma < 1): every case costs ~15 compilations in the invariants.
 CASES = [
   Case("nll", jl.nll, _log_probs, _log_prob_extremes),
   Case(
@@ -225,30 +223,21 @@ CASES = [
     count_weights=_target_weights_ignoring,
   ),
   Case("cross_entropy", jl.cross_entropy, _logits, _class_extremes),
-  Case("cross_entropy-axis", jl.cross_entropy, _logits_axis, _axis_extremes, kwargs={"axis": -2}),
   Case(
-    "cross_entropy-class_weights",
+    "cross_entropy-axis-class_weights",
     jl.cross_entropy,
-    _logits,
-    _class_extremes,
-    kwargs={"class_weights": CLASS_WEIGHTS},
+    _logits_axis,
+    _axis_extremes,
+    kwargs={"axis": -2, "class_weights": CLASS_WEIGHTS},
     count_weights=_target_weights,
   ),
   Case(
     "cross_entropy-smoothing-class_weights-ignore_index",
     jl.cross_entropy,
     _with_ignored(_logits),
-    _class_extremes_finite,
+    _ignored_extremes_finite,
     kwargs={"label_smoothing": 0.2, "class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE},
     count_weights=_target_weights_ignoring,
-  ),
-  Case(
-    "cross_entropy-ignore_index",
-    jl.cross_entropy,
-    _with_ignored(_logits),
-    _ignored_extremes,
-    kwargs={"ignore_index": IGNORE},
-    count_weights=lambda args: np.asarray(args[1]) != IGNORE,
   ),
   Case("cross_entropy-probs", jl.cross_entropy, _soft_labels, _soft_extremes, diff=(0, 1)),
   Case(
@@ -261,30 +250,20 @@ CASES = [
   ),
   Case("binary_cross_entropy", jl.binary_cross_entropy, _probs, _probs_extremes, diff=(0, 1)),
   Case(
-    "binary_cross_entropy_with_logits",
-    jl.binary_cross_entropy_with_logits,
-    _binary_logits,
-    _binary_logit_extremes,
-    diff=(0, 1),
-  ),
-  Case(
     "binary_cross_entropy_with_logits-pos_weight",
     jl.binary_cross_entropy_with_logits,
     _binary_logits,
     _binary_logit_extremes,
     kwargs={"pos_weight": POS_WEIGHT},
+    diff=(0, 1),
   ),
-  Case("sigmoid_focal", jl.sigmoid_focal, _binary_targets_logits, _binary_logit_extremes),
-  Case("sigmoid_focal-soft", jl.sigmoid_focal, _binary_logits, _binary_logit_extremes, kwargs={"gamma": 5.0}),
   Case(
-    "sigmoid_focal-gamma0.5-no_alpha",
+    "sigmoid_focal-gamma0.5-soft_targets",
     jl.sigmoid_focal,
     _binary_logits,
     _binary_logit_extremes,
-    kwargs={"gamma": 0.5, "alpha": -1.0},
+    kwargs={"gamma": 0.5},
   ),
-  Case("sigmoid_focal-gamma0", jl.sigmoid_focal, _binary_logits, _binary_logit_extremes, kwargs={"gamma": 0.0}),
-  Case("softmax_focal", jl.softmax_focal, _logits, _class_extremes),
   Case(
     "softmax_focal-gamma0.5-alpha",
     jl.softmax_focal,
@@ -292,18 +271,9 @@ CASES = [
     _class_extremes,
     kwargs={"gamma": 0.5, "alpha": CLASS_WEIGHTS},
   ),
-  Case("softmax_focal-gamma0", jl.softmax_focal, _logits, _class_extremes, kwargs={"gamma": 0.0, "alpha": 0.25}),
   Case("hinge", jl.hinge, _signed, _signed_extremes),
-  Case(
-    "hinge-margin2",
-    jl.hinge,
-    lambda rng, batch: _signed(rng, batch, 2.0),
-    lambda rng, batch: _signed_extremes(rng, batch, 2.0),
-    kwargs={"margin": 2.0},
-  ),
   Case("squared_hinge", jl.squared_hinge, _signed, _signed_extremes),
   Case("multiclass_hinge", jl.multiclass_hinge, _margins, _score_extremes),
-  Case("multi_margin", jl.multi_margin, _margins, _score_extremes),
   Case(
     "multi_margin-p2-class_weights",
     jl.multi_margin,
@@ -313,7 +283,6 @@ CASES = [
   ),
   Case("hinge_embedding", jl.hinge_embedding, _distances, _distance_extremes),
   Case("soft_margin", jl.soft_margin, _signed, _signed_extremes),
-  Case("multilabel_soft_margin", jl.multilabel_soft_margin, _multilabel, _multilabel_extremes),
   Case(
     "multilabel_soft_margin-class_weights",
     jl.multilabel_soft_margin,
