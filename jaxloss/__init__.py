@@ -6,6 +6,23 @@ from here: modules whose names start with ``_`` are private.
 """
 
 from jaxloss._checked import checked
+from jaxloss.classification import (
+  binary_cross_entropy,
+  binary_cross_entropy_with_logits,
+  cross_entropy,
+  hinge,
+  hinge_embedding,
+  multi_margin,
+  multiclass_hinge,
+  multilabel_soft_margin,
+  nll,
+  poly_cross_entropy,
+  sigmoid_focal,
+  soft_margin,
+  softmax_focal,
+  squared_hinge,
+)
+from jaxloss.divergence import js_divergence, kl_divergence
 from jaxloss.regression import (
   gaussian_nll,
   huber,
@@ -19,20 +36,39 @@ from jaxloss.regression import (
   rmse,
   smooth_l1,
 )
+from jaxloss.segmentation import dice, tversky
 
 __version__ = "0.1.0"
 
 __all__ = (
+  "binary_cross_entropy",
+  "binary_cross_entropy_with_logits",
   "checked",
+  "cross_entropy",
+  "dice",
   "gaussian_nll",
+  "hinge",
+  "hinge_embedding",
   "huber",
+  "js_divergence",
+  "kl_divergence",
   "log_cosh",
   "mae",
   "mape",
   "mse",
   "msle",
+  "multi_margin",
+  "multiclass_hinge",
+  "multilabel_soft_margin",
+  "nll",
   "poisson_nll",
+  "poly_cross_entropy",
   "quantile",
   "rmse",
+  "sigmoid_focal",
   "smooth_l1",
+  "soft_margin",
+  "softmax_focal",
+  "squared_hinge",
+  "tversky",
 )

@@ -128,3 +128,16 @@ def debug_no_nan(fn: str, **arrays: jax.Array) -> None:
   for name, x in arrays.items():
     if x is not None and jnp.issubdtype(x.dtype, jnp.inexact):
       debug_check(~jnp.any(jnp.isnan(x)), f"{fn}: `{name}` contains NaN.")
+
+
+def debug_values(fn: str, name: str, x: jax.Array, ok: jax.Array, expected: str) -> None:
+  """Runtime check that every entry of ``x`` is ``ok``; the message shows the first one that is not."""
+  if x.size:
+    first_bad = jnp.ravel(x)[jnp.argmax(~jnp.ravel(ok))]
+    debug_check(jnp.all(ok), f"{fn}: `{name}` must be {expected}, found {{}}.", first_bad)
+
+
+def debug_probabilities(fn: str, **arrays: jax.Array) -> None:
+  """Runtime check that each (unmasked) array holds probabilities, in [0, 1]."""
+  for name, x in arrays.items():
+    debug_values(fn, name, x, (x >= 0) & (x <= 1), "in [0, 1]")

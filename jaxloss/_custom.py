@@ -48,6 +48,55 @@ def _sqrt_jvp(primals, tangents):
   return y, jnp.where(positive, t / (2 * jnp.where(positive, y, 1)), jnp.zeros_like(t))
 
 
+def safe_log(x: jax.Array) -> jax.Array:
+  """``log(x)`` for ``x >= 0``: -inf at 0 with a zero (not NaN) derivative there.
+
+  The "double where": 0 never reaches ``log``, so ``0 * log(0)`` terms masked
+  with ``jnp.where(x > 0, ..., 0)`` have a finite gradient.
+  """
+  positive = x > 0
+  return jnp.where(positive, jnp.log(jnp.where(positive, x, 1)), -jnp.inf)
+
+
+@jax.custom_jvp
+def divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
+  """``numerator / denominator`` whose derivatives never square the denominator.
+
+  The quotient rule is written ``(dn - q dd) / d`` with ``q = n / d``, rather
+  than ``dn / d - n dd / d**2``: a tiny denominator (1e-29 in float32) whose
+  square underflows to 0 gives finite derivatives of every order instead of
+  ``0 / 0``.
+  """
+  return numerator / denominator
+
+
+@divide.defjvp
+def _divide_jvp(primals, tangents):
+  (n, d), (dn, dd) = primals, tangents
+  q = divide(n, d)
+  return q, divide(dn - q * dd, d)
+
+
+@jax.custom_jvp
+def max(x: jax.Array) -> jax.Array:  # noqa: A001 - the module namespace is the point
+  """``max`` over the last axis whose derivative averages over tied maximisers.
+
+  The subdifferential of ``max`` at a tie is the convex hull of the tied unit
+  vectors; their average is its minimum-norm element. (``jnp.max`` averages
+  today, but jaxloss does not leave a tie to it.)
+  """
+  return jnp.max(x, axis=-1)
+
+
+@max.defjvp
+def _max_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = jnp.max(x, axis=-1)
+  ties = x == y[..., None]
+  count = jnp.sum(ties, axis=-1).astype(t.dtype)
+  return y, jnp.sum(jnp.where(ties, t, 0), axis=-1) / count
+
+
 _LOG2 = float(np.log(2.0))
 
 

@@ -18,12 +18,19 @@ propagates.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from jaxloss import _checks
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def jit(*static: str):
+  """``jax.jit`` for a public loss: ``reduction`` and the named (scalar) options are static."""
+  return functools.partial(jax.jit, static_argnames=("reduction", *static))
 
 
 def check_reduction(fn: str, reduction: str) -> None:
@@ -77,8 +84,17 @@ def reduce(
   reduction: str,
   weights=None,
   where=None,
+  count_weights=None,
 ) -> jax.Array:
-  """Apply ``where``, ``weights`` and ``reduction`` to the per-example ``loss``."""
+  """Apply ``where``, ``weights`` and ``reduction`` to the per-example ``loss``.
+
+  ``count_weights`` (optional, the shape of ``loss``) are factors each example
+  already carries inside ``loss`` and also counts for in the mean's denominator:
+  ``"mean"`` is then ``sum(w * m * l) / sum(w * m * count_weights)``. They are
+  torch's class weights of the targets (``nll_loss``, ``cross_entropy``), whose
+  mean divides by the summed weights even where label smoothing puts loss on
+  examples whose class weight is 0.
+  """
   check_reduction(fn, reduction)
   mask = where_mask(fn, where, loss.shape)
   w = weight_array(fn, weights, loss.shape, loss.dtype)
@@ -91,6 +107,9 @@ def reduce(
   total = jnp.sum(loss)
   if reduction == "sum":
     return total
+  if count_weights is not None:
+    count_weights = jnp.broadcast_to(count_weights.astype(loss.dtype), loss.shape)
+    w = count_weights if w is None else w * count_weights
   if w is None and mask is None:
     # An empty batch has mean 0, as an all-masked one does (torch gives NaN).
     return total / loss.size if loss.size else jnp.zeros((), loss.dtype)

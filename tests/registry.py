@@ -42,6 +42,9 @@ class Case:
       ``check_grads(order=2)`` applies.
     where_on_inputs: ``where`` and ``weights`` broadcast to the inputs rather
       than to the per-example loss (``rmse``).
+    count_weights: ``count_weights(args) -> array`` of the per-example factors the
+      weighted mean also divides by (torch's class weights of the targets, 0 for
+      ignored ones), or None: the mean is ``sum(w * l) / sum(w * count_weights)``.
   """
 
   name: str
@@ -53,6 +56,7 @@ class Case:
   diff: tuple[int, ...] = (0,)
   smooth: bool = True
   where_on_inputs: bool = False
+  count_weights: Callable[[Args], Any] | None = None
 
   def __str__(self) -> str:
     return self.name

@@ -1,0 +1,1004 @@
+"""Classification losses: the cross-entropy family, focal losses, hinge and margin losses.
+
+Losses over classes take scores of shape ``[..., C]`` with the class axis last
+(``nll`` and ``cross_entropy`` accept any ``axis=``); leading axes are batch and
+``reduction="none"`` returns one value per example, shape ``[...]``. Integer
+``labels`` are class indices of shape ``[...]``. The binary losses
+(``binary_cross_entropy``, ``sigmoid_focal``, ``hinge``, ``soft_margin``, ...)
+are elementwise: inputs and targets have the same shape and the loss has one
+value per element. Inputs are computed in float32 at least (float16 and
+bfloat16 are promoted, the result is float32).
+
+Out-of-range labels: an integer label outside ``[0, C)`` that is not
+``ignore_index`` is reported by :func:`jaxloss.checked`. Without it, that
+example's loss is NaN, so a ``"mean"`` or ``"sum"`` is NaN and the mistake shows,
+and its gradient is exactly 0, so the other examples' gradients are unchanged
+(torch raises; optax wraps negative labels around and reads NaN above ``C``).
+Labels under a False ``where`` or equal to ``ignore_index`` are never read.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxloss import _checks, _custom, _reduce
+
+# torch clamps log-probabilities of binary_cross_entropy at -100 and divides its
+# gradient by max(p (1 - p), 1e-12) (aten/src/ATen/native/Loss.cpp).
+_BCE_LOG_FLOOR = -100.0
+_BCE_EPSILON = 1e-12
+
+
+# Inputs ------------------------------------------------------------------------------------------
+
+
+def _scores(fn: str, name: str, x, axis: int = -1) -> jax.Array:
+  """Floating scores with the class axis ``axis`` moved last."""
+  x = _checks.floating(fn, name, x)
+  if x.ndim == 0:
+    raise ValueError(f"{fn}: `{name}` must have a class axis, got a scalar.")
+  return jnp.moveaxis(x, _checks.axis_index(fn, axis, x.ndim), -1)
+
+
+def _check_ignore_index(fn: str, ignore_index) -> None:
+  if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
+    raise TypeError(f"{fn}: `ignore_index` must be None or an int, got {ignore_index!r}.")
+
+
+class _Labels(NamedTuple):
+  """Integer class labels, made safe to index with."""
+
+  index: jax.Array  # each example's class; 0 where the label is out of range
+  in_range: jax.Array  # the label lies in [0, C)
+  mask: jax.Array | None  # the examples that count: `where` and not `ignore_index`
+
+
+def _class_labels(fn: str, name: str, scores: jax.Array, labels, where, ignore_index=None) -> _Labels:
+  """Validate integer ``labels`` for ``scores`` of shape ``[..., C]`` (class axis already last)."""
+  labels = _checks.integer(fn, "labels", labels)
+  shape, num_classes = scores.shape[:-1], scores.shape[-1]
+  if labels.shape != shape:
+    raise ValueError(
+      f"{fn}: integer `labels` (class indices) must have the shape of `{name}` without the class axis,"
+      f" {shape}, got labels.shape={labels.shape}."
+    )
+  mask = _reduce.where_mask(fn, where, shape)
+  if ignore_index is not None:
+    kept = labels != ignore_index
+    mask = kept if mask is None else mask & kept
+  in_range = (labels >= 0) & (labels < num_classes)
+  expected = f"in [0, {num_classes})" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+  _checks.debug_values(fn, "labels", labels, in_range if mask is None else in_range | ~mask, expected)
+  return _Labels(jnp.where(in_range, labels, 0), in_range, mask)
+
+
+def _class_weights(fn: str, name: str, weights, num_classes: int, dtype, scalar_ok: bool = False):
+  """Per-class weights of shape ``[C]`` (or a scalar if ``scalar_ok``), in ``dtype``; None stays None."""
+  if weights is None:
+    return None
+  weights = _checks.real(fn, name, weights)
+  if weights.shape != (num_classes,) and not (scalar_ok and weights.shape == ()):
+    expected = f"a scalar or shape ({num_classes},)" if scalar_ok else f"shape ({num_classes},)"
+    raise ValueError(f"{fn}: `{name}` must have {expected} (one weight per class), got {name}.shape={weights.shape}.")
+  return jnp.broadcast_to(weights.astype(dtype), (num_classes,))
+
+
+def _masked_scores(fn: str, name: str, scores: jax.Array, labels: _Labels) -> jax.Array:
+  """Scores in the compute dtype with masked examples zeroed (the double where)."""
+  dtype = _checks.compute_dtype(scores)
+  out = _reduce.zero_masked(labels.mask, scores.astype(dtype), axis=-1)
+  _checks.debug_no_nan(fn, **{name: out})
+  return out
+
+
+def _pair(fn: str, names: tuple[str, str], inputs, targets, where, *, axis: int | None = None):
+  """Validated, promoted, masked ``(inputs, targets, mask)`` of the same shape.
+
+  ``axis=None``: elementwise, ``where`` broadcasts to the inputs. ``axis=-1``: the
+  loss reduces the last axis, ``where`` broadcasts to the inputs without it.
+  """
+  x = _checks.floating(fn, names[0], inputs)
+  t = _checks.real(fn, names[1], targets)
+  _checks.same_shape(fn, (names[0], x), (names[1], t))
+  if axis is not None and x.ndim == 0:
+    raise ValueError(f"{fn}: `{names[0]}` must have a class axis, got a scalar.")
+  dtype = _checks.compute_dtype(x, t)
+  shape = x.shape if axis is None else x.shape[:-1]
+  mask = _reduce.where_mask(fn, where, shape)
+  x, t = _reduce.zero_masked(mask, x.astype(dtype), t.astype(dtype), axis=axis)
+  _checks.debug_no_nan(fn, **{names[0]: x, names[1]: t})
+  return x, t, mask
+
+
+def _check_signs(fn: str, labels: jax.Array) -> None:
+  _checks.debug_values(fn, "labels", labels, (labels == 1) | (labels == -1), "-1 or +1")
+
+
+# Primitives --------------------------------------------------------------------------------------
+
+
+def _pick(x: jax.Array, index: jax.Array) -> jax.Array:
+  """``x[..., index]`` along the last axis (``index`` already in range)."""
+  return jnp.take_along_axis(x, index[..., None], axis=-1, mode="promise_in_bounds")[..., 0]
+
+
+def _one_hot(index: jax.Array, num_classes: int) -> jax.Array:
+  """Boolean ``[..., C]``: True at each example's class."""
+  return jax.lax.broadcasted_iota(index.dtype, (*index.shape, num_classes), index.ndim) == index[..., None]
+
+
+def _neg_log_softmax_sum(x: jax.Array, lse: jax.Array, q: jax.Array) -> jax.Array:
+  """``sum_c q_c (lse - x_c)`` over the last axis, with ``0 * inf = 0`` where ``q_c = 0`` and ``x_c = -inf``."""
+  nlp = lse[..., None] - x
+  nlp = jnp.where((q == 0) & jnp.isinf(nlp), jnp.zeros((), nlp.dtype), nlp)
+  return jnp.sum(q * nlp, axis=-1)
+
+
+def _logsumexp_where(x: jax.Array, where: jax.Array) -> jax.Array:
+  """``log sum exp(x)`` over the selected entries of the last axis.
+
+  A row that selects no finite entry gives -inf with a zero gradient (not NaN),
+  and unselected entries never reach ``exp``.
+  """
+  selected = where & (x > -jnp.inf)
+  some = jnp.any(selected, axis=-1, keepdims=True)
+  x = jnp.where(selected, x, 0)
+  shift = jax.lax.stop_gradient(jnp.max(jnp.where(selected, x, -jnp.inf), axis=-1, keepdims=True))
+  shift = jnp.where(some, shift, 0)
+  total = jnp.sum(jnp.where(selected, jnp.exp(x - shift), 0), axis=-1, keepdims=True)
+  out = jnp.where(some, jnp.log(jnp.where(some, total, 1)) + shift, -jnp.inf)
+  return out[..., 0]
+
+
+def _clamped_log(x: jax.Array) -> jax.Array:
+  """``max(log(x), -100)`` as torch's binary_cross_entropy, finite derivative at ``x = 0``."""
+  log = _custom.safe_log(x)
+  return jnp.where(log > _BCE_LOG_FLOOR, log, _BCE_LOG_FLOOR)
+
+
+@jax.custom_jvp
+def _binary_cross_entropy(p: jax.Array, t: jax.Array) -> jax.Array:
+  return -(t * _clamped_log(p) + (1 - t) * _clamped_log(1 - p))
+
+
+@_binary_cross_entropy.defjvp
+def _binary_cross_entropy_jvp(primals, tangents):
+  (p, t), (dp, dt) = primals, tangents
+  # torch's backward: the clamp is straight-through and p (1 - p) is floored at 1e-12.
+  spread = p * (1 - p)
+  spread = jnp.where(spread > _BCE_EPSILON, spread, _BCE_EPSILON)
+  slope_t = _clamped_log(1 - p) - _clamped_log(p)
+  return _binary_cross_entropy(p, t), (p - t) / spread * dp + slope_t * dt
+
+
+def _sigmoid_cross_entropy(x: jax.Array, t: jax.Array, pos_weight: jax.Array | None = None) -> jax.Array:
+  """``-(w t log sigmoid(x) + (1 - t) log sigmoid(-x))`` without overflow or cancellation."""
+  positive = t * jax.nn.softplus(-x)
+  if pos_weight is not None:
+    positive = pos_weight * positive
+  return positive + (1 - t) * jax.nn.softplus(x)
+
+
+def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
+  """torch's per-example cross-entropy with class indices, and the class weight of each target.
+
+  ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c)``.
+  """
+  lse = jax.nn.logsumexp(x, axis=-1)
+  loss = lse - _pick(x, labels.index)
+  target_weights = None
+  if class_weights is not None:
+    target_weights = class_weights[labels.index]
+    loss = target_weights * loss
+  if label_smoothing:
+    num_classes = x.shape[-1]
+    q = jnp.ones((num_classes,), x.dtype) if class_weights is None else class_weights
+    smooth = _neg_log_softmax_sum(x, lse, jnp.broadcast_to(q, x.shape))
+    loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
+  return jnp.where(labels.in_range, loss, jnp.nan), target_weights
+
+
+def _smoothed(t: jax.Array, label_smoothing: float) -> jax.Array:
+  return t * (1 - label_smoothing) + label_smoothing / t.shape[-1] if label_smoothing else t
+
+
+def _is_floating(labels) -> bool:
+  return labels is not None and jnp.issubdtype(jnp.result_type(labels), jnp.floating)
+
+
+def _probability_labels(fn: str, logits, labels, axis: int, where):
+  """Logits and probability ``labels`` of the same shape, class axis moved last, masked; and the mask."""
+  x = _checks.floating(fn, "logits", logits)
+  labels = _checks.floating(fn, "labels", labels)
+  if labels.shape != x.shape:
+    raise ValueError(
+      f"{fn}: floating `labels` (probabilities) must have the shape of `logits`, got"
+      f" logits.shape={x.shape} and labels.shape={labels.shape}."
+    )
+  x = _scores(fn, "logits", x, axis)
+  labels = jnp.moveaxis(labels, axis % x.ndim, -1)
+  dtype = _checks.compute_dtype(x, labels)
+  mask = _reduce.where_mask(fn, where, x.shape[:-1])
+  x, labels = _reduce.zero_masked(mask, x.astype(dtype), labels.astype(dtype), axis=-1)
+  _checks.debug_no_nan(fn, logits=x, labels=labels)
+  _checks.debug_probabilities(fn, labels=labels)
+  return x, labels, mask
+
+
+def _check_smoothing(fn: str, label_smoothing) -> float:
+  label_smoothing = _checks.static_number(fn, "label_smoothing", label_smoothing)
+  _checks.option(fn, "label_smoothing", label_smoothing, 0 <= label_smoothing <= 1, "in [0, 1]")
+  return label_smoothing
+
+
+# Losses ------------------------------------------------------------------------------------------
+
+
+@_reduce.jit("axis", "ignore_index")
+def nll(
+  log_probs: ArrayLike,
+  labels: ArrayLike,
+  *,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | None = None,
+  axis: int = -1,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Negative log-likelihood of the target class, given log-probabilities.
+
+  .. math::
+    \ell_i = -w_{y_i} \log q_{i, y_i}, \qquad
+    \text{mean} = \frac{\sum_i v_i m_i \ell_i}{\sum_i v_i m_i w_{y_i}}
+
+  with class weights ``w``, ``weights`` ``v`` and mask ``m`` (``where`` and
+  ``labels != ignore_index``).
+
+  Args:
+    log_probs: floating ``[..., C]`` (class axis ``axis``), e.g. a log-softmax.
+    labels: integer class indices ``[...]`` (the shape of ``log_probs`` without
+      ``axis``).
+    class_weights: optional ``[C]`` weight of each class; the mean divides by the
+      summed class weights of the counted targets, as torch.
+    ignore_index: optional label value whose examples count for nothing.
+    axis: the class axis of ``log_probs``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"`` (class weights included, as
+    torch); float32 for half inputs.
+
+  Linear in ``log_probs``: gradient ``-w_y`` at the target, 0 elsewhere, so
+  -inf log-probabilities on other classes are harmless. An all-ignored batch
+  has mean 0 with a zero gradient (torch gives NaN). Out-of-range labels: see
+  the module docstring. Matches ``torch.nn.functional.nll_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> log_probs = jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]]))
+    >>> print(jl.nll(log_probs, jnp.array([0, 1]), reduction="none"))
+    [0.6931472 2.3025851]
+  """
+  fn = "jaxloss.nll"
+  _check_ignore_index(fn, ignore_index)
+  x = _scores(fn, "log_probs", log_probs, axis)
+  labels = _class_labels(fn, "log_probs", x, labels, where, ignore_index)
+  x = _masked_scores(fn, "log_probs", x, labels)
+  class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+  loss = -_pick(x, labels.index)
+  target_weights = None
+  if class_weights is not None:
+    target_weights = class_weights[labels.index]
+    loss = target_weights * loss
+  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
+
+
+@_reduce.jit("axis", "label_smoothing", "ignore_index")
+def cross_entropy(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  axis: int = -1,
+  label_smoothing: float = 0.0,
+  class_weights: ArrayLike | None = None,
+  ignore_index: int | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Softmax cross-entropy with class indices or class probabilities.
+
+  .. math::
+    \ell_i = \sum_c w_c\, q_{ic} \big(\operatorname{lse}(x_i) - x_{ic}\big), \qquad
+    q_{ic} = \begin{cases} (1 - \epsilon)\,[c = y_i] + \epsilon / C & \text{integer labels} \\
+      (1 - \epsilon)\, t_{ic} + \epsilon / C & \text{probability labels} \end{cases}
+
+  For integer labels the class weight enters as torch does: the target term is
+  weighted by ``w_{y_i}``, the smoothing term by each ``w_c``, and the mean
+  divides by ``sum_i v_i m_i w_{y_i}``. For probability labels the mean divides
+  by the (weighted) number of examples.
+
+  Args:
+    logits: floating ``[..., C, ...]``, classes along ``axis``.
+    labels: integer class indices with the shape of ``logits`` without ``axis``,
+      or floating probabilities with the shape of ``logits``.
+    axis: the class axis (any axis; default the last).
+    label_smoothing: ``epsilon`` in ``[0, 1]``: mixes the targets with the
+      uniform distribution, as torch's ``label_smoothing``.
+    class_weights: optional ``[C]`` weight of each class.
+    ignore_index: optional integer label whose examples count for nothing
+      (integer labels only).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to the shape of the
+      logits without ``axis``.
+    where: optional per-example boolean mask, broadcastable likewise.
+
+  Returns:
+    A scalar, or the shape of ``logits`` without ``axis`` for
+    ``reduction="none"`` (class weights included, as torch); float32 for half
+    inputs, which are computed in float32.
+
+  Smooth: the gradient is ``softmax(x) sum_c w_c q_c - w q``. A -inf logit on a
+  class with no target mass contributes exactly 0 (torch gives NaN with
+  probability labels) and a zero gradient; a -inf logit on a class with target
+  mass (including any class when ``label_smoothing > 0``) makes the loss +inf.
+  An all-ignored batch has mean 0 with a zero gradient (torch gives NaN).
+  Out-of-range labels: see the module docstring. Matches
+  ``torch.nn.functional.cross_entropy`` (and, without options,
+  ``optax.losses.softmax_cross_entropy_with_integer_labels``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> logits = jnp.array([[2.0, 0.0, -jnp.inf], [0.0, 0.0, 0.0]])
+    >>> print(jl.cross_entropy(logits, jnp.array([0, 2]), reduction="none"))
+    [0.12692809 1.0986123 ]
+    >>> print(jl.cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100))
+    0.12692809
+  """
+  fn = "jaxloss.cross_entropy"
+  _check_ignore_index(fn, ignore_index)
+  label_smoothing = _check_smoothing(fn, label_smoothing)
+  if _is_floating(labels):
+    if ignore_index is not None:
+      raise ValueError(f"{fn}: `ignore_index` applies to integer labels only, got floating labels.")
+    x, t, mask = _probability_labels(fn, logits, labels, axis, where)
+    class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+    q = _smoothed(t, label_smoothing)
+    q = q if class_weights is None else q * jnp.broadcast_to(class_weights, q.shape)
+    loss = _neg_log_softmax_sum(x, jax.nn.logsumexp(x, axis=-1), q)
+    return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  x = _scores(fn, "logits", logits, axis)
+  labels = _class_labels(fn, "logits", x, labels, where, ignore_index)
+  x = _masked_scores(fn, "logits", x, labels)
+  class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+  loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
+
+
+@_reduce.jit()
+def binary_cross_entropy(
+  probs: ArrayLike,
+  targets: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Binary cross-entropy between probabilities and targets in [0, 1].
+
+  .. math::
+    \ell_i = -\big(t_i \max(\log p_i, -100) + (1 - t_i) \max(\log(1 - p_i), -100)\big)
+
+  Args:
+    probs: floating array ``[...]`` of probabilities in ``[0, 1]``.
+    targets: array of the same shape, in ``[0, 1]``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]`` (the mean divides by
+      their sum; torch's ``weight=`` divides by the number of elements).
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges, as torch: the logs are clamped at -100, so ``p = 0`` or ``1`` gives a
+  finite value; the gradient with respect to ``probs`` is torch's
+  ``(p - t) / max(p (1 - p), 1e-12)`` (straight-through at the clamp: finite and
+  pointing the right way at ``p = 0`` and ``1``). The gradient with respect to
+  ``targets`` is that of the clamped formula, finite everywhere (torch gives
+  +-inf at ``p = 0`` and ``1``). Values outside ``[0, 1]`` are reported by
+  :func:`jaxloss.checked`. Matches ``torch.nn.functional.binary_cross_entropy``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.binary_cross_entropy(jnp.array([0.5, 0.0]), jnp.array([1.0, 1.0]), reduction="none"))
+    [  0.6931472 100.       ]
+  """
+  fn = "jaxloss.binary_cross_entropy"
+  p, t, mask = _pair(fn, ("probs", "targets"), probs, targets, where)
+  _checks.debug_probabilities(fn, probs=p, targets=t)
+  return _reduce.reduce(fn, _binary_cross_entropy(p, t), reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit()
+def binary_cross_entropy_with_logits(
+  logits: ArrayLike,
+  targets: ArrayLike,
+  *,
+  pos_weight: ArrayLike | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Binary cross-entropy on logits (sigmoid and cross-entropy in one stable step).
+
+  .. math::
+    \ell_i = -\big(w^{+}_i\, t_i \log\sigma(x_i) + (1 - t_i) \log\sigma(-x_i)\big)
+           = w^{+}_i\, t_i\, \operatorname{softplus}(-x_i) + (1 - t_i) \operatorname{softplus}(x_i)
+
+  Args:
+    logits: floating array ``[...]``.
+    targets: array of the same shape, in ``[0, 1]``.
+    pos_weight: optional weight ``w+`` of the positive term, broadcastable to
+      ``[...]`` (typically ``[C]`` for the last axis), as torch's ``pos_weight``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Smooth; finite value, gradient and Hessian for logits of any magnitude
+  (softplus never overflows). Targets outside ``[0, 1]`` are reported by
+  :func:`jaxloss.checked`. Matches
+  ``torch.nn.functional.binary_cross_entropy_with_logits`` and
+  ``optax.losses.sigmoid_binary_cross_entropy``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.binary_cross_entropy_with_logits(jnp.array([0.0, 1e4]), jnp.array([1.0, 0.0]), reduction="none"))
+    [6.931472e-01 1.000000e+04]
+  """
+  fn = "jaxloss.binary_cross_entropy_with_logits"
+  x, t, mask = _pair(fn, ("logits", "targets"), logits, targets, where)
+  _checks.debug_probabilities(fn, targets=t)
+  if pos_weight is not None:
+    pos_weight = _checks.real(fn, "pos_weight", pos_weight)
+    _checks.broadcastable(fn, "pos_weight", pos_weight, x.shape, "`logits`")
+    pos_weight = jnp.broadcast_to(pos_weight.astype(x.dtype), x.shape)
+  loss = _sigmoid_cross_entropy(x, t, pos_weight)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit("alpha", "gamma")
+def sigmoid_focal(
+  logits: ArrayLike,
+  targets: ArrayLike,
+  *,
+  alpha: float = 0.25,
+  gamma: float = 2.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Sigmoid focal loss: binary cross-entropy scaled down on well-classified elements.
+
+  .. math::
+    \ell_i = \alpha_t\, (1 - p_t)^\gamma\, \mathrm{BCE}(x_i, t_i), \quad
+    p_t = p\,t + (1 - p)(1 - t), \quad \alpha_t = \alpha t + (1 - \alpha)(1 - t), \quad p = \sigma(x_i)
+
+  Args:
+    logits: floating array ``[...]``.
+    targets: array of the same shape, in ``[0, 1]`` (binary or soft).
+    alpha: weight of the positive class in ``[0, 1]``; a negative value
+      disables the weighting (``alpha_t = 1``), as torchvision.
+    gamma: focusing exponent, ``>= 0``; 0 gives binary cross-entropy.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges: ``(1 - p_t)^gamma`` is computed as ``exp(gamma log(1 - p_t))`` with
+  ``log(1 - p_t)`` in log-sigmoid space, so value, gradient and Hessian are
+  finite for every ``gamma >= 0`` (including ``gamma < 1``, whose power has an
+  infinite slope at ``p_t = 1``) and logits of any size. Matches torchvision's
+  ``sigmoid_focal_loss`` (Lin et al., "Focal Loss for Dense Object Detection",
+  ICCV 2017) and ``optax.losses.sigmoid_focal_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.sigmoid_focal(jnp.array([0.0, 3.0]), jnp.array([1.0, 1.0]), reduction="none"))
+    [4.3321699e-02 2.7320833e-05]
+  """
+  fn = "jaxloss.sigmoid_focal"
+  alpha = _checks.static_number(fn, "alpha", alpha)
+  gamma = _checks.static_number(fn, "gamma", gamma)
+  _checks.option(fn, "alpha", alpha, alpha <= 1, "in [0, 1], or negative to disable it")
+  _checks.option(fn, "gamma", gamma, gamma >= 0, "a non-negative number")
+  x, t, mask = _pair(fn, ("logits", "targets"), logits, targets, where)
+  _checks.debug_probabilities(fn, targets=t)
+  loss = _sigmoid_cross_entropy(x, t)
+  if gamma:
+    # 1 - p_t = t (1 - p) + (1 - t) p, in log space.
+    log_one_minus_pt = jnp.logaddexp(
+      _custom.safe_log(t) + jax.nn.log_sigmoid(-x), _custom.safe_log(1 - t) + jax.nn.log_sigmoid(x)
+    )
+    loss = loss * jnp.exp(gamma * log_one_minus_pt)
+  if alpha >= 0:
+    loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit("gamma")
+def softmax_focal(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  gamma: float = 2.0,
+  alpha: ArrayLike | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Multi-class (softmax) focal loss.
+
+  .. math::
+    \ell_i = -\alpha_{y_i}\, (1 - p_{i y_i})^\gamma \log p_{i y_i}, \qquad p_i = \operatorname{softmax}(x_i)
+
+  Args:
+    logits: floating ``[..., C]``.
+    labels: integer class indices ``[...]``.
+    gamma: focusing exponent, ``>= 0``; 0 gives the cross-entropy.
+    alpha: optional weight: a scalar, or ``[C]`` (one per class, ``alpha_y``
+      applies to an example of class ``y``); None means 1.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``; the mean divides
+      by the number of examples (``alpha`` is part of the loss, as in Lin et al.).
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges: ``(1 - p_y)^gamma`` is ``exp(gamma (lse_{c != y} x_c - lse x))``,
+  computed without forming ``1 - p_y``, so value, gradient and Hessian are
+  finite for every ``gamma >= 0`` even when ``p_y`` rounds to 1, and for -inf
+  logits on other classes. Out-of-range labels: see the module docstring.
+  Reference: Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> print(jl.softmax_focal(logits, jnp.array([0, 1]), reduction="none"))
+    [0.01086933 0.4882721 ]
+  """
+  fn = "jaxloss.softmax_focal"
+  gamma = _checks.static_number(fn, "gamma", gamma)
+  _checks.option(fn, "gamma", gamma, gamma >= 0, "a non-negative number")
+  x = _scores(fn, "logits", logits)
+  labels = _class_labels(fn, "logits", x, labels, where)
+  x = _masked_scores(fn, "logits", x, labels)
+  lse = jax.nn.logsumexp(x, axis=-1)
+  loss = lse - _pick(x, labels.index)
+  if gamma:
+    others = ~_one_hot(labels.index, x.shape[-1])
+    log_one_minus_p = _logsumexp_where(x, others) - lse
+    loss = jnp.exp(gamma * log_one_minus_p) * loss
+  alpha = _class_weights(fn, "alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
+  if alpha is not None:
+    loss = alpha[labels.index] * loss
+  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+
+
+@_reduce.jit("margin")
+def hinge(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Binary hinge loss (the soft-margin SVM loss) for labels in {-1, +1}.
+
+  .. math::
+    \ell_i = \max(0,\ \text{margin} - y_i s_i)
+
+  Args:
+    scores: floating array ``[...]``.
+    labels: array of the same shape with entries -1 or +1.
+    margin: the margin (a number).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: ``-y`` where ``y s < margin``, and exactly 0 at ``y s = margin``
+  (0 lies in ``[-y, 0]``; ``jax.nn.relu`` convention). Labels other than +-1 are
+  reported by :func:`jaxloss.checked`; without it the formula is applied to
+  them as they are. Matches ``optax.losses.hinge_loss`` (Cortes and Vapnik,
+  "Support-Vector Networks", 1995).
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> s, y = jnp.array([-1.0, 0.5]), jnp.array([-1.0, 1.0])
+    >>> print(jl.hinge(s, y, reduction="none"), jax.grad(jl.hinge)(s, y))
+    [0.  0.5] [ 0.  -0.5]
+  """
+  fn = "jaxloss.hinge"
+  margin = _checks.static_number(fn, "margin", margin)
+  s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
+  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
+  return _reduce.reduce(fn, jax.nn.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit("margin")
+def squared_hinge(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Squared hinge loss (L2-SVM) for labels in {-1, +1}.
+
+  .. math::
+    \ell_i = \max(0,\ \text{margin} - y_i s_i)^2
+
+  Args:
+    scores: floating array ``[...]``.
+    labels: array of the same shape with entries -1 or +1.
+    margin: the margin (a number).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Continuously differentiable: the gradient ``-2 y max(0, margin - y s)`` is 0
+  at ``y s = margin``; the second derivative jumps there (2 to 0) and is taken
+  as 0 at the point. Labels other than +-1 are reported by
+  :func:`jaxloss.checked`. Reference: scikit-learn's ``squared_hinge`` loss
+  (``LinearSVC``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.squared_hinge(jnp.array([1.0, -0.5]), jnp.array([1.0, 1.0]), reduction="none"))
+    [0.   2.25]
+  """
+  fn = "jaxloss.squared_hinge"
+  margin = _checks.static_number(fn, "margin", margin)
+  s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
+  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
+  return _reduce.reduce(fn, jnp.square(jax.nn.relu(margin - y * s)), reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit()
+def multiclass_hinge(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Crammer-Singer multi-class hinge loss.
+
+  .. math::
+    \ell_i = \max\big(0,\ 1 + \max_{j \ne y_i} s_{ij} - s_{i y_i}\big)
+
+  Args:
+    scores: floating ``[..., C]``.
+    labels: integer class indices ``[...]``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Minimum-norm subgradient: exactly 0 at the loss kink, where the true class's
+  score ties ``1 + max_{j != y} s_j`` (0 is in the subdifferential); otherwise,
+  with the loss positive, ``mean_{j in T} e_j - e_y`` over the set ``T`` of tied
+  maximisers ``j != y``, the shortest element of the subdifferential.
+  ``optax.losses.multiclass_hinge_loss`` has the same values but splits the tie
+  at the kink between the true class and the others (a non-zero gradient where
+  the loss is minimal). Out-of-range labels: see the module docstring.
+  Reference: Crammer and Singer, "On the Algorithmic Implementation of
+  Multiclass Kernel-based Vector Machines", JMLR 2001.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> s, y = jnp.array([[0.0, 0.5, 0.5]]), jnp.array([0])
+    >>> print(jl.multiclass_hinge(s, y), jax.grad(jl.multiclass_hinge)(s, y))
+    1.5 [[-1.   0.5  0.5]]
+  """
+  fn = "jaxloss.multiclass_hinge"
+  s = _scores(fn, "scores", scores)
+  labels = _class_labels(fn, "scores", s, labels, where)
+  s = _masked_scores(fn, "scores", s, labels)
+  target = _one_hot(labels.index, s.shape[-1])
+  runner_up = _custom.max(jnp.where(target, -jnp.inf, s))
+  loss = jax.nn.relu(1 + runner_up - _pick(s, labels.index))
+  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+
+
+@_reduce.jit("p", "margin")
+def multi_margin(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  p: int = 1,
+  margin: float = 1.0,
+  class_weights: ArrayLike | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Weston-Watkins multi-class margin loss, averaged over classes.
+
+  .. math::
+    \ell_i = \frac{1}{C} \sum_{j \ne y_i} w_{y_i} \max\big(0,\ \text{margin} - s_{i y_i} + s_{ij}\big)^p
+
+  Args:
+    scores: floating ``[..., C]``.
+    labels: integer class indices ``[...]``.
+    p: 1 or 2.
+    margin: the margin (a number).
+    class_weights: optional ``[C]`` weight of each class, applied by the target
+      class; the mean divides by the number of examples, as torch.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: each term has derivative exactly 0 at its kink (``jax.nn.relu``
+  convention), as torch's. Out-of-range labels: see the module docstring.
+  Matches ``torch.nn.functional.multi_margin_loss`` (Weston and Watkins,
+  "Support Vector Machines for Multi-Class Pattern Recognition", 1999).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.multi_margin(jnp.array([[1.0, 0.5, -1.0]]), jnp.array([0])))
+    0.16666667
+  """
+  fn = "jaxloss.multi_margin"
+  _checks.option(fn, "p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
+  margin = _checks.static_number(fn, "margin", margin)
+  s = _scores(fn, "scores", scores)
+  labels = _class_labels(fn, "scores", s, labels, where)
+  s = _masked_scores(fn, "scores", s, labels)
+  num_classes = s.shape[-1]
+  terms = jax.nn.relu(margin - _pick(s, labels.index)[..., None] + s)
+  terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
+  loss = jnp.sum(terms, axis=-1) / num_classes
+  class_weights = _class_weights(fn, "class_weights", class_weights, num_classes, s.dtype)
+  if class_weights is not None:
+    loss = class_weights[labels.index] * loss
+  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+
+
+@_reduce.jit("margin")
+def hinge_embedding(
+  inputs: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Hinge embedding loss: pull distances of similar pairs down, push dissimilar ones past the margin.
+
+  .. math::
+    \ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0,\ \text{margin} - x_i) & y_i = -1 \end{cases}
+
+  Args:
+    inputs: floating array ``[...]``, typically distances.
+    labels: array of the same shape with entries -1 or +1.
+    margin: the margin (a number).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: exactly 0 at the kink ``x = margin`` for ``y = -1`` (the
+  minimum-norm element of ``[-1, 0]``); torch's ``clamp_min`` gives -1 there, a
+  gradient that pushes an input the loss no longer penalises. Values match
+  ``torch.nn.functional.hinge_embedding_loss``, including its treatment of a
+  label other than +-1 (both terms apply), which :func:`jaxloss.checked`
+  reports.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> x, y = jnp.array([0.3, 1.0]), jnp.array([1.0, -1.0])
+    >>> print(jl.hinge_embedding(x, y, reduction="none"), jax.grad(jl.hinge_embedding)(x, y))
+    [0.3 0. ] [0.5 0. ]
+  """
+  fn = "jaxloss.hinge_embedding"
+  margin = _checks.static_number(fn, "margin", margin)
+  x, y, mask = _pair(fn, ("inputs", "labels"), inputs, labels, where)
+  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
+  zero = jnp.zeros((), x.dtype)
+  loss = jnp.where(y != 1, jax.nn.relu(margin - x), zero) + jnp.where(y != -1, x, zero)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit()
+def soft_margin(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Soft-margin (logistic) loss for labels in {-1, +1}.
+
+  .. math::
+    \ell_i = \log(1 + e^{-y_i s_i})
+
+  Args:
+    scores: floating array ``[...]``.
+    labels: array of the same shape with entries -1 or +1.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Smooth, computed as ``softplus(-y s)`` (no overflow for large scores).
+  Labels other than +-1 are reported by :func:`jaxloss.checked`. Matches
+  ``torch.nn.functional.soft_margin_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.soft_margin(jnp.array([0.0, 100.0]), jnp.array([1.0, -1.0]), reduction="none"))
+    [  0.6931472 100.       ]
+  """
+  fn = "jaxloss.soft_margin"
+  s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
+  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
+  return _reduce.reduce(fn, jax.nn.softplus(-y * s), reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit()
+def multilabel_soft_margin(
+  logits: ArrayLike,
+  targets: ArrayLike,
+  *,
+  class_weights: ArrayLike | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Multi-label one-versus-all logistic loss, averaged over classes.
+
+  .. math::
+    \ell_i = -\frac{1}{C} \sum_c w_c \big(t_{ic} \log\sigma(x_{ic}) + (1 - t_{ic}) \log\sigma(-x_{ic})\big)
+
+  Args:
+    logits: floating ``[..., C]``.
+    targets: array of the same shape, in ``[0, 1]`` (usually 0 or 1).
+    class_weights: optional ``[C]`` weight of each class.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Smooth; stable for logits of any size. Targets outside ``[0, 1]`` are
+  reported by :func:`jaxloss.checked`. Matches
+  ``torch.nn.functional.multilabel_soft_margin_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.multilabel_soft_margin(jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]])))
+    0.6931472
+  """
+  fn = "jaxloss.multilabel_soft_margin"
+  x, t, mask = _pair(fn, ("logits", "targets"), logits, targets, where, axis=-1)
+  _checks.debug_probabilities(fn, targets=t)
+  terms = _sigmoid_cross_entropy(x, t)
+  class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+  if class_weights is not None:
+    terms = jnp.broadcast_to(class_weights, terms.shape) * terms
+  loss = jnp.mean(terms, axis=-1)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit("epsilon")
+def poly_cross_entropy(
+  logits: ArrayLike,
+  labels: ArrayLike,
+  *,
+  epsilon: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Poly-1 loss: cross-entropy plus ``epsilon`` times the first polynomial term ``1 - p_t``.
+
+  .. math::
+    \ell_i = \mathrm{CE}(x_i, t_i) + \epsilon \sum_c t_{ic} (1 - p_{ic}), \qquad p_i = \operatorname{softmax}(x_i)
+
+  (for integer labels ``t`` is one-hot, so the extra term is ``1 - p_{i y_i}``).
+
+  Args:
+    logits: floating ``[..., C]``.
+    labels: integer class indices ``[...]``, or floating probabilities
+      ``[..., C]``.
+    epsilon: the coefficient of ``1 - p_t`` (the paper uses 1 or 2; -1 for
+      detection).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Smooth; ``1 - p`` is computed as ``-expm1(x - lse)`` (no cancellation when
+  ``p`` is small). -inf logits behave as in :func:`cross_entropy`. Matches
+  ``optax.losses.poly_loss_cross_entropy``. Reference: Leng et al., "PolyLoss: A
+  Polynomial Expansion Perspective of Classification Loss Functions", ICLR 2022.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.poly_cross_entropy(jnp.zeros((1, 2)), jnp.array([0])))
+    1.1931472
+  """
+  fn = "jaxloss.poly_cross_entropy"
+  epsilon = _checks.static_number(fn, "epsilon", epsilon)
+  if _is_floating(labels):
+    x, t, mask = _probability_labels(fn, logits, labels, -1, where)
+    lse = jax.nn.logsumexp(x, axis=-1)
+    one_minus_p = -jnp.expm1(x - lse[..., None])
+    loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
+    return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  x = _scores(fn, "logits", logits)
+  labels = _class_labels(fn, "logits", x, labels, where)
+  x = _masked_scores(fn, "logits", x, labels)
+  loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
+  loss = loss - epsilon * jnp.expm1(-loss)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
