@@ -19,11 +19,13 @@ from jaxloss.regression import (
   rmse,
   smooth_l1,
 )
+from jaxloss.sequence import ctc
 
 __version__ = "0.1.0"
 
 __all__ = (
   "checked",
+  "ctc",
   "gaussian_nll",
   "huber",
   "log_cosh",

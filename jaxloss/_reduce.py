@@ -18,12 +18,19 @@ propagates.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from jaxloss import _checks
 
 REDUCTIONS = ("mean", "sum", "none")
+
+
+def jit(*static: str):
+  """``jax.jit`` for a public loss: ``reduction`` and the named (scalar) options are static."""
+  return functools.partial(jax.jit, static_argnames=("reduction", *static))
 
 
 def check_reduction(fn: str, reduction: str) -> None:
