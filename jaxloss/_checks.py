@@ -128,3 +128,8 @@ def debug_no_nan(fn: str, **arrays: jax.Array) -> None:
   for name, x in arrays.items():
     if x is not None and jnp.issubdtype(x.dtype, jnp.inexact):
       debug_check(~jnp.any(jnp.isnan(x)), f"{fn}: `{name}` contains NaN.")
+
+
+def debug_all(ok: jax.Array, message: str, values: jax.Array) -> None:
+  """Runtime check that ``ok`` holds everywhere; the message's ``{}`` shows the first of ``values`` where it fails."""
+  debug_check(jnp.all(ok), message, jnp.ravel(values)[jnp.argmin(jnp.ravel(ok))])

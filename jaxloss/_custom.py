@@ -106,12 +106,15 @@ def _norm_jvp(p, primals, tangents):
   y = norm(x, p)
   if p == 1:
     return y, jnp.sum(jnp.sign(x) * t, axis=-1)
-  # Double where: entries (and rows) at 0 never reach the power or the division.
-  nonzero_row = (y > 0)[..., None]
-  nonzero = (x != 0) & nonzero_row
-  safe_y = jnp.where(nonzero_row, y[..., None], 1)
-  ratio = jnp.where(nonzero, jnp.abs(x) / safe_y, 1)
-  slope = jnp.where(nonzero, jnp.sign(x) * ratio ** (p - 1), 0)
+  # The slope |x| / ||x|| is scale-invariant: computing it on x / max|x| keeps its own derivatives (the
+  # Hessian) finite for tiny x, where ||x||**2 would underflow. Double where: zero entries and rows never
+  # reach the power or the division.
+  scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
+  nonzero_row = scale > 0
+  z = x / jnp.where(nonzero_row, scale, 1)
+  ratio = jnp.abs(z) / jnp.where(nonzero_row, norm(z, p)[..., None], 1)
+  nonzero = x != 0
+  slope = jnp.where(nonzero, jnp.sign(x) * jnp.where(nonzero, ratio, 1) ** (p - 1), 0)
   return y, jnp.sum(slope * t, axis=-1)
 
 

@@ -5,7 +5,8 @@ loss is covered as soon as its family module in ``tests/cases/`` lists it. A
 case builds inputs for a batch shape ``batch``: the loss with
 ``reduction="none"`` returns an array of shape ``batch`` (elementwise losses
 have inputs of that shape; losses over a class or feature axis add trailing
-axes).
+axes), or ``batch`` followed by a set axis for losses that score every item of
+a set against the others (``ntxent``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class Case:
       ``check_grads(order=2)`` applies.
     where_on_inputs: ``where`` and ``weights`` broadcast to the inputs rather
       than to the per-example loss (``rmse``).
+    where_on_items: ``where`` masks items of the first input (list items of a
+      ranking loss) while ``weights`` still broadcast to the per-example loss.
+    separable: masking one entry of the per-example loss leaves the others
+      unchanged. False when ``where`` removes items from a set the loss is
+      computed over (ranking lists, the batch of ``ntxent``): the weighted mean
+      is then checked with weights alone.
   """
 
   name: str
@@ -53,6 +60,8 @@ class Case:
   diff: tuple[int, ...] = (0,)
   smooth: bool = True
   where_on_inputs: bool = False
+  where_on_items: bool = False
+  separable: bool = True
 
   def __str__(self) -> str:
     return self.name
