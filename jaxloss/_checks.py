@@ -132,4 +132,5 @@ def debug_no_nan(fn: str, **arrays: jax.Array) -> None:
 
 def debug_all(ok: jax.Array, message: str, values: jax.Array) -> None:
   """Runtime check that ``ok`` holds everywhere; the message's ``{}`` shows the first of ``values`` where it fails."""
-  debug_check(jnp.all(ok), message, jnp.ravel(values)[jnp.argmin(jnp.ravel(ok))])
+  if ok.size:  # an empty array satisfies every check
+    debug_check(jnp.all(ok), message, jnp.ravel(values)[jnp.argmin(jnp.ravel(ok))])

@@ -9,6 +9,8 @@ per-example loss is one value per sequence, of shape ``[...]``, to which
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,7 +101,8 @@ def _occupancy(alphas, lp_blank, lp_labels, skip, logit_lengths, label_lengths, 
   accept = _accepting(label_lengths, lp_labels.shape[-1], lp_labels.dtype)
   feasible = log_likelihood > -jnp.inf
   log_p = jnp.where(feasible, log_likelihood, 0)[:, None]
-  skip_next = _append(skip[:, 1:], False)  # entry n: label n + 1 may follow label n directly
+  n = skip.shape[-1]
+  skip_next = _append(skip[:, 1:], False)[:, :n]  # entry n: label n + 1 may follow label n directly
   # Emissions at t + 1 for step t; the last step ends every sequence, so its value is never read.
   next_blank = jnp.concatenate([lp_blank[1:], jnp.full_like(lp_blank[:1], no_path)])
   next_labels = jnp.concatenate([lp_labels[1:], jnp.full_like(lp_labels[:1], no_path)])
@@ -110,7 +113,7 @@ def _occupancy(alphas, lp_blank, lp_labels, skip, logit_lengths, label_lengths, 
     out_blank = emit_blank[:, None] + beta_blank
     out_label = emit_label + beta_label
     new_blank = _log_sum_exp(out_blank, _append(out_label, no_path))
-    skipped = jnp.where(skip_next, _append(out_label[:, 1:], no_path), no_path)
+    skipped = jnp.where(skip_next, _append(out_label[:, 1:], no_path)[:, :n], no_path)
     new_label = _log_sum_exp(out_label, out_blank[:, 1:], skipped)
     last = (t >= logit_lengths - 1)[:, None]
     beta = (jnp.where(last, accept[0], new_blank), jnp.where(last, accept[1], new_label))
@@ -239,13 +242,14 @@ def ctc(
   dtype = _checks.compute_dtype(x)
   mask = _reduce.where_mask(fn, where, batch, of="the per-sequence loss")
   n = y.shape[-1]
+  size = math.prod(batch)
   # Flatten the batch; masked sequences become empty ones (no steps, no labels): loss 0, gradient 0.
-  x = _reduce.zero_masked(mask, x.astype(dtype), axis=(-2, -1)).reshape(-1, steps, classes)
-  y = y.astype(jnp.int32).reshape(-1, n)
-  logit_lengths = logit_lengths.astype(jnp.int32).reshape(-1)
-  label_lengths = label_lengths.astype(jnp.int32).reshape(-1)
+  x = _reduce.zero_masked(mask, x.astype(dtype), axis=(-2, -1)).reshape(size, steps, classes)
+  y = y.astype(jnp.int32).reshape(size, n)
+  logit_lengths = logit_lengths.astype(jnp.int32).reshape(size)
+  label_lengths = label_lengths.astype(jnp.int32).reshape(size)
   if mask is not None:
-    flat_mask = mask.reshape(-1)
+    flat_mask = mask.reshape(size)
     logit_lengths = jnp.where(flat_mask, logit_lengths, 0)
     label_lengths = jnp.where(flat_mask, label_lengths, 0)
   _checks.debug_no_nan(fn, logits=x)
@@ -266,7 +270,7 @@ def ctc(
   lp_blank = (x[..., blank] - normaliser).T
   gathered = jnp.take_along_axis(x, y[:, None, :], axis=-1, mode="promise_in_bounds")
   lp_labels = jnp.transpose(gathered - normaliser[..., None], (1, 0, 2))
-  skip = _prepend(y[:, 1:] != y[:, :-1], False)
+  skip = _prepend(y[:, 1:] != y[:, :-1], False)[:, :n]  # [:, :n] keeps N = 0 empty
   nll = -_log_likelihood(lp_blank, lp_labels, skip, logit_lengths, label_lengths)
   if zero_infinity:
     nll = jnp.where(nll < jnp.inf, nll, 0)

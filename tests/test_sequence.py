@@ -134,6 +134,21 @@ def test_infeasible_alignments():
   assert np.all(grad[~feasible] == 0)
 
 
+def test_no_labels_is_all_blanks():
+  # N = 0 (and T_b = 0): the only alignment emits the blank at every valid step.
+  x = jnp.asarray(np.random.default_rng(14).normal(size=(3, 4, 3)), jnp.float32)
+  logit_lengths = jnp.array([4, 2, 0])
+  value = jl.ctc(
+    x,
+    jnp.zeros((3, 0), jnp.int32),
+    logit_lengths=logit_lengths,
+    label_lengths=jnp.zeros(3, jnp.int32),
+    reduction="none",
+  )
+  blank = jax.nn.log_softmax(x)[..., 0]
+  np.testing.assert_allclose(value, [-jnp.sum(blank[0]), -jnp.sum(blank[1, :2]), 0.0], rtol=1e-6)
+
+
 # A brute-force reference: the log of the summed probability of every alignment that collapses to the labels.
 def _alignments(steps, classes, labels, blank):
   """Every path of ``steps`` classes that collapses (merge repeats, drop blanks) to ``labels``."""
