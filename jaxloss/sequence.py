@@ -103,27 +103,25 @@ def _occupancy(alphas, lp_blank, lp_labels, skip, logit_lengths, label_lengths, 
   log_p = jnp.where(feasible, log_likelihood, 0)[:, None]
   n = skip.shape[-1]
   skip_next = _append(skip[:, 1:], False)[:, :n]  # entry n: label n + 1 may follow label n directly
-  # Emissions at t + 1 for step t; the last step ends every sequence, so its value is never read.
-  next_blank = jnp.concatenate([lp_blank[1:], jnp.full_like(lp_blank[:1], no_path)])
-  next_labels = jnp.concatenate([lp_labels[1:], jnp.full_like(lp_labels[:1], no_path)])
 
-  def step(beta, inputs):
-    beta_blank, beta_label = beta
+  def step(carry, inputs):
+    # carry: log(emission at t + 1) + beta_{t + 1}, per state.
+    out_blank, out_label = carry
     t, emit_blank, emit_label, alpha_blank, alpha_label = inputs
-    out_blank = emit_blank[:, None] + beta_blank
-    out_label = emit_label + beta_label
     new_blank = _log_sum_exp(out_blank, _append(out_label, no_path))
     skipped = jnp.where(skip_next, _append(out_label[:, 1:], no_path)[:, :n], no_path)
     new_label = _log_sum_exp(out_label, out_blank[:, 1:], skipped)
     last = (t >= logit_lengths - 1)[:, None]
-    beta = (jnp.where(last, accept[0], new_blank), jnp.where(last, accept[1], new_label))
+    beta_blank, beta_label = jnp.where(last, accept[0], new_blank), jnp.where(last, accept[1], new_label)
     counts = (t < logit_lengths)[:, None] & feasible[:, None]
-    gamma_blank = jnp.where(counts, jnp.exp(alpha_blank + beta[0] - log_p), 0)
-    gamma_label = jnp.where(counts, jnp.exp(alpha_label + beta[1] - log_p), 0)
-    return beta, (jnp.sum(gamma_blank, axis=-1), gamma_label)
+    gamma_blank = jnp.where(counts, jnp.exp(alpha_blank + beta_blank - log_p), 0)
+    gamma_label = jnp.where(counts, jnp.exp(alpha_label + beta_label - log_p), 0)
+    carry = (emit_blank[:, None] + beta_blank, emit_label + beta_label)
+    return carry, (jnp.sum(gamma_blank, axis=-1), gamma_label)
 
   steps = jnp.arange(lp_blank.shape[0], dtype=logit_lengths.dtype)
-  _, gammas = jax.lax.scan(step, accept, (steps, next_blank, next_labels, *alphas), reverse=True)
+  # The last step is every sequence's last (t >= T_b - 1), so the initial carry is never read.
+  _, gammas = jax.lax.scan(step, accept, (steps, lp_blank, lp_labels, *alphas), reverse=True)
   return gammas
 
 
