@@ -105,7 +105,6 @@ def cosine_distance(x, y):
 TRIPLET = {"diff": (0, 1, 2)}
 CASES = [
   Case("margin_ranking", jl.margin_ranking, _scores, _scores_extremes, diff=(0, 1)),
-  Case("margin_ranking-margin0.5", jl.margin_ranking, _scores, _scores_extremes, kwargs={"margin": 0.5}, diff=(0, 1)),
   Case("triplet_margin", jl.triplet_margin, _triplets, _triplet_extremes, **TRIPLET),
   Case("triplet_margin-p1", jl.triplet_margin, _triplets, _triplet_extremes, kwargs={"p": 1.0}, **TRIPLET),
   Case(
