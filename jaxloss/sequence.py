@@ -96,11 +96,15 @@ def _occupancy(alphas, lp_blank, lp_labels, skip, logit_lengths, label_lengths, 
   ``gamma_t(s) = exp(alpha_t(s) + beta_t(s) - log p)``, the derivative of the
   log-likelihood with respect to the log-probability emitted in state ``s`` at
   step ``t``; 0 after a sequence ends and for sequences with no alignment.
+  ``sum_s gamma_t(s) = 1`` at every step; renormalising to it step by step
+  keeps float32 accurate: alpha and beta grow to thousands over long sequences,
+  and their rounding, common to all states of a step, would otherwise go
+  straight into gamma.
   """
   no_path = jnp.full((), -jnp.inf, lp_labels.dtype)
   accept = _accepting(label_lengths, lp_labels.shape[-1], lp_labels.dtype)
-  feasible = log_likelihood > -jnp.inf
-  log_p = jnp.where(feasible, log_likelihood, 0)[:, None]
+  feasible = (log_likelihood > -jnp.inf)[:, None]
+  log_p = jnp.where(feasible, log_likelihood[:, None], 0)
   n = skip.shape[-1]
   skip_next = _append(skip[:, 1:], False)[:, :n]  # entry n: label n + 1 may follow label n directly
 
@@ -113,11 +117,13 @@ def _occupancy(alphas, lp_blank, lp_labels, skip, logit_lengths, label_lengths, 
     new_label = _log_sum_exp(out_label, out_blank[:, 1:], skipped)
     last = (t >= logit_lengths - 1)[:, None]
     beta_blank, beta_label = jnp.where(last, accept[0], new_blank), jnp.where(last, accept[1], new_label)
-    counts = (t < logit_lengths)[:, None] & feasible[:, None]
+    counts = (t < logit_lengths)[:, None] & feasible
     gamma_blank = jnp.where(counts, jnp.exp(alpha_blank + beta_blank - log_p), 0)
     gamma_label = jnp.where(counts, jnp.exp(alpha_label + beta_label - log_p), 0)
+    total = jnp.sum(gamma_blank, axis=-1, keepdims=True) + jnp.sum(gamma_label, axis=-1, keepdims=True)
+    scale = 1 / jnp.where(counts, total, 1)
     carry = (emit_blank[:, None] + beta_blank, emit_label + beta_label)
-    return carry, (jnp.sum(gamma_blank, axis=-1), gamma_label)
+    return carry, (jnp.sum(gamma_blank, axis=-1) * scale[:, 0], gamma_label * scale)
 
   steps = jnp.arange(lp_blank.shape[0], dtype=logit_lengths.dtype)
   # The last step is every sequence's last (t >= T_b - 1), so the initial carry is never read.
