@@ -140,7 +140,7 @@ def _log_likelihood(lp_blank, lp_labels, skip, logit_lengths, label_lengths):
 
 @_log_likelihood.defjvp
 def _log_likelihood_jvp(primals, tangents):
-  # The derivative is the posterior occupancy (Graves et al. 2006, eq. 16), from one forward and one backward
+  # The derivative is the posterior occupancy (Graves et al. 2006), from one forward and one backward
   # recursion on primal values only: reverse mode keeps just the occupancy, never the scans' per-step
   # state, and forward mode (jvp, jacfwd, hessian) works as well.
   lp_blank, lp_labels, skip, logit_lengths, label_lengths = primals
