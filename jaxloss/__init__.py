@@ -23,6 +23,8 @@ from jaxloss.classification import (
   squared_hinge,
 )
 from jaxloss.divergence import js_divergence, kl_divergence
+from jaxloss.embedding import contrastive, cosine_embedding, margin_ranking, ntxent, triplet_margin
+from jaxloss.ranking import pairwise_hinge, pairwise_logistic, softmax_ranking
 from jaxloss.regression import (
   gaussian_nll,
   huber,
@@ -37,6 +39,7 @@ from jaxloss.regression import (
   smooth_l1,
 )
 from jaxloss.segmentation import dice, tversky
+from jaxloss.sequence import ctc
 
 __version__ = "0.1.0"
 
@@ -44,7 +47,10 @@ __all__ = (
   "binary_cross_entropy",
   "binary_cross_entropy_with_logits",
   "checked",
+  "contrastive",
+  "cosine_embedding",
   "cross_entropy",
+  "ctc",
   "dice",
   "gaussian_nll",
   "hinge",
@@ -55,12 +61,16 @@ __all__ = (
   "log_cosh",
   "mae",
   "mape",
+  "margin_ranking",
   "mse",
   "msle",
   "multi_margin",
   "multiclass_hinge",
   "multilabel_soft_margin",
   "nll",
+  "ntxent",
+  "pairwise_hinge",
+  "pairwise_logistic",
   "poisson_nll",
   "poly_cross_entropy",
   "quantile",
@@ -69,6 +79,8 @@ __all__ = (
   "smooth_l1",
   "soft_margin",
   "softmax_focal",
+  "softmax_ranking",
   "squared_hinge",
+  "triplet_margin",
   "tversky",
 )

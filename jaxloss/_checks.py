@@ -141,3 +141,9 @@ def debug_probabilities(fn: str, **arrays: jax.Array) -> None:
   """Runtime check that each (unmasked) array holds probabilities, in [0, 1]."""
   for name, x in arrays.items():
     debug_values(fn, name, x, (x >= 0) & (x <= 1), "in [0, 1]")
+
+
+def debug_all(ok: jax.Array, message: str, values: jax.Array) -> None:
+  """Runtime check that ``ok`` holds everywhere; the message's ``{}`` shows the first of ``values`` where it fails."""
+  if ok.size:  # an empty array satisfies every check
+    debug_check(jnp.all(ok), message, jnp.ravel(values)[jnp.argmin(jnp.ravel(ok))])

@@ -9,9 +9,13 @@ and ``jax.hessian`` work through every primitive here.
 The ReLU/hinge kink needs no primitive of its own: ``jax.nn.relu`` already has
 derivative 0 at 0 (Bertoin et al., "Numerical influence of ReLU'(0) on
 backpropagation", NeurIPS 2021), and jaxloss uses it for every ``max(0, x)``.
+:func:`logsumexp` needs no custom rule either: guards alone keep its empty
+rows at -inf with a zero gradient.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -123,3 +127,81 @@ def log_cosh(x: jax.Array) -> jax.Array:
 def _log_cosh_jvp(primals, tangents):
   (x,), (t,) = primals, tangents
   return log_cosh(x), jnp.tanh(x) * t
+
+
+def _pnorm_value(x: jax.Array, p: float) -> jax.Array:
+  """``||x||_p`` over the last axis, scaled by the largest entry so it neither overflows nor underflows."""
+  size = jnp.abs(x)
+  if p == 1:
+    return jnp.sum(size, axis=-1)
+  scale = jnp.max(size, axis=-1, keepdims=True)
+  positive = scale > 0
+  ratio = size / jnp.where(positive, scale, 1)
+  return jnp.where(positive[..., 0], scale[..., 0] * jnp.sum(ratio**p, axis=-1) ** (1 / p), 0)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def norm(x: jax.Array, p: float) -> jax.Array:
+  """The ``p``-norm (``p >= 1``) over the last axis, with derivative exactly 0 at ``x == 0``.
+
+  The derivative is ``sign(x) * (|x| / ||x||_p)**(p - 1)``, the gradient of the
+  norm wherever it is differentiable; at ``x == 0`` the subdifferential is the
+  dual unit ball and its minimum-norm element is 0 (``jnp.linalg.norm`` gives
+  NaN there). For ``p = 1`` a zero entry gets ``sign(0) = 0``, again the
+  minimum-norm choice. Higher derivatives are finite everywhere.
+  """
+  return _pnorm_value(x, p)
+
+
+@norm.defjvp
+def _norm_jvp(p, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = norm(x, p)
+  if p == 1:
+    return y, jnp.sum(jnp.sign(x) * t, axis=-1)
+  # The slope |x| / ||x|| is scale-invariant: computing it on x / max|x| keeps its own derivatives (the
+  # Hessian) finite for tiny x, where ||x||**2 would underflow. Double where: zero entries and rows never
+  # reach the power or the division.
+  scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
+  nonzero_row = scale > 0
+  z = x / jnp.where(nonzero_row, scale, 1)
+  ratio = jnp.abs(z) / jnp.where(nonzero_row, norm(z, p)[..., None], 1)
+  nonzero = x != 0
+  slope = jnp.where(nonzero, jnp.sign(x) * jnp.where(nonzero, ratio, 1) ** (p - 1), 0)
+  return y, jnp.sum(slope * t, axis=-1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def shifted_norm(x: jax.Array, p: float, shift: float) -> jax.Array:
+  """``||x + shift||_p`` over the last axis (``torch.pairwise_distance`` for ``x = x1 - x2``).
+
+  torch adds ``eps`` to the difference to keep the gradient finite when two
+  embeddings coincide, which makes that gradient point along ``+1`` (the
+  direction of the shift) rather than be symmetric. Here the value is torch's,
+  and the derivative is that of :func:`norm` at ``x + shift``, except at
+  ``x == 0`` where it is exactly 0: the minimum-norm subgradient of the distance
+  the shift approximates, the same for ``d(a, b)`` and ``d(b, a)``.
+  """
+  return _pnorm_value(x + shift, p)
+
+
+@shifted_norm.defjvp
+def _shifted_norm_jvp(p, shift, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y, dy = jax.jvp(functools.partial(norm, p=p), (x + shift,), (t,))
+  return y, jnp.where(jnp.all(x == 0, axis=-1), jnp.zeros_like(dy), dy)
+
+
+def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:
+  """``log(sum(exp(x), where=where))`` over ``axis``: -inf with a zero gradient where nothing is selected.
+
+  Unselected entries never reach ``exp`` (so inf/NaN there cannot leak into the
+  gradient), and a row with no selected entry gives -inf rather than NaN.
+  """
+  selected = jnp.any(where, axis=axis, keepdims=True)
+  x = jnp.where(where, x, 0)
+  shift = jax.lax.stop_gradient(jnp.max(jnp.where(where, x, -jnp.inf), axis=axis, keepdims=True))
+  shift = jnp.where(selected, shift, 0)
+  total = jnp.sum(jnp.where(where, jnp.exp(x - shift), 0), axis=axis, keepdims=True)
+  out = jnp.where(selected, jnp.log(jnp.where(selected, total, 1)) + shift, -jnp.inf)
+  return jnp.squeeze(out, axis=axis)

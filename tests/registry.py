@@ -5,7 +5,8 @@ loss is covered as soon as its family module in ``tests/cases/`` lists it. A
 case builds inputs for a batch shape ``batch``: the loss with
 ``reduction="none"`` returns an array of shape ``batch`` (elementwise losses
 have inputs of that shape; losses over a class or feature axis add trailing
-axes).
+axes), or ``batch`` followed by a set axis for losses that score every item of
+a set against the others (``ntxent``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class Case:
     count_weights: ``count_weights(args) -> array`` of the per-example factors the
       weighted mean also divides by (torch's class weights of the targets, 0 for
       ignored ones), or None: the mean is ``sum(w * l) / sum(w * count_weights)``.
+    where_on_items: ``where`` masks items of the first input (list items of a
+      ranking loss) while ``weights`` still broadcast to the per-example loss.
+    separable: masking one entry of the per-example loss leaves the others
+      unchanged. False when ``where`` removes items from a set the loss is
+      computed over (ranking lists, the batch of ``ntxent``): the weighted mean
+      is then checked with weights alone.
   """
 
   name: str
@@ -57,6 +64,8 @@ class Case:
   smooth: bool = True
   where_on_inputs: bool = False
   count_weights: Callable[[Args], Any] | None = None
+  where_on_items: bool = False
+  separable: bool = True
 
   def __str__(self) -> str:
     return self.name

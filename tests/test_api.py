@@ -77,9 +77,11 @@ X = jnp.ones((3, 4))
 @pytest.mark.parametrize("name", LOSSES)
 def test_unknown_reduction_lists_the_valid_ones(name):
   case = next(c for c in all_cases() if c.fn is getattr(jl, name))
-  args = case.make(np.random.default_rng(0), (2, 3))
+  rng = np.random.default_rng(0)
+  args = case.make(rng, (2, 3))
+  array_kwargs = {} if case.array_kwargs is None else case.array_kwargs(rng, (2, 3))
   with pytest.raises(ValueError, match=r"`reduction` must be one of 'mean', 'sum', 'none', got 'avg'"):
-    case.fn(*args, **case.kwargs, reduction="avg")
+    case.fn(*args, **case.kwargs, **array_kwargs, reduction="avg")
 
 
 @pytest.mark.parametrize(

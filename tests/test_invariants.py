@@ -56,9 +56,13 @@ def _call(case, args, array_kwargs, **kw):
   return case.fn(*args, **case.kwargs, **array_kwargs, **kw)
 
 
+def _where_shape(case, args, loss_shape):
+  return np.shape(args[0]) if case.where_on_inputs or case.where_on_items else loss_shape
+
+
 def _mask_shape(case, args, loss_shape):
   """A mask over the leading batch axis, shaped to broadcast where ``where`` applies."""
-  shape = np.shape(args[0]) if case.where_on_inputs else loss_shape
+  shape = _where_shape(case, args, loss_shape)
   return (shape[0],) + (1,) * (len(shape) - 1)
 
 
@@ -159,7 +163,7 @@ def test_none_sums_to_sum_and_weighted_mean(case):
   rng = _rng(case, 2)
   loss_shape = _call(case, args, kw, reduction="none").shape
   weights = jnp.asarray(rng.uniform(0.5, 2.0, _weights_shape(case, args, loss_shape)), jnp.float32)
-  mask = jnp.asarray(rng.uniform(size=_weights_shape(case, args, loss_shape)) < 0.7)
+  mask = jnp.asarray(rng.uniform(size=_where_shape(case, args, loss_shape)) < 0.7)
   options = {"weights": weights, "where": mask}
   _assert_close(
     jnp.sum(_call(case, args, kw, reduction="none", **options)),
@@ -167,7 +171,12 @@ def test_none_sums_to_sum_and_weighted_mean(case):
   )
   if not case.where_on_inputs:
     per_example = np.asarray(_call(case, args, kw, reduction="none"), np.float64)
-    w = np.asarray(weights, np.float64) * np.asarray(mask)
+    w = np.asarray(weights, np.float64)
+    if case.separable:
+      w = w * np.asarray(mask)
+    else:
+      # Masking changes the other entries' losses, so the per-example losses above do not apply.
+      options = {"weights": weights}
     count = w if case.count_weights is None else w * np.asarray(case.count_weights(args), np.float64)
     _assert_close(_call(case, args, kw, reduction="mean", **options), np.sum(w * per_example) / np.sum(count))
 
@@ -228,7 +237,8 @@ def test_check_grads_float64(case):
     loss_shape = _call(case, args, kw, reduction="none").shape
     assert _call(case, args, kw).dtype == jnp.float64
     weights = jnp.asarray(rng.uniform(0.5, 2.0, _weights_shape(case, args, loss_shape)))
-    mask = jnp.asarray(np.arange(np.prod(weights.shape)).reshape(weights.shape) % 3 != 1)
+    where_shape = _where_shape(case, args, loss_shape)
+    mask = jnp.asarray(np.arange(np.prod(where_shape)).reshape(where_shape) % 3 != 1)
 
     def f(*diff_args):
       full = list(args)

@@ -1,0 +1,408 @@
+"""Metric-learning losses: margins, triplets, contrastive pairs, cosine embeddings, InfoNCE.
+
+Embeddings are ``[..., D]``: the embedding axis is last and leading dimensions
+are batch, so the per-example loss has shape ``[...]`` and ``weights`` /
+``where`` broadcast to it (``margin_ranking`` is elementwise over scores of any
+shape). Inputs are computed in float32 at least (float16 and bfloat16 are
+promoted; float64 stays float64 when x64 is enabled).
+
+Distances use :func:`jaxloss._custom.norm`, whose gradient is exactly 0 where
+two embeddings coincide (the minimum-norm subgradient), not NaN (``optax``) or a
+push along the all-ones direction (``torch``'s ``eps``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.typing import ArrayLike
+
+from jaxloss import _checks, _custom, _reduce
+
+
+def _embeddings(fn: str, where, *named: tuple[str, ArrayLike], others=()):
+  """Validated, promoted, masked embeddings ``[..., D]`` of equal shapes, and the mask over ``[...]``.
+
+  ``others`` are further (name, array) pairs of the batch shape ``[...]`` (labels), promoted to the
+  compute dtype and masked as well (masked labels become 1, valid for every loss here).
+  """
+  arrays = [(name, _checks.floating(fn, name, x)) for name, x in named]
+  _checks.same_shape(fn, *arrays)
+  first_name, first = arrays[0]
+  if first.ndim < 1:
+    raise ValueError(f"{fn}: `{first_name}` must have shape [..., D] (rank >= 1), got shape {first.shape}.")
+  batch = first.shape[:-1]
+  extra = []
+  for name, x in others:
+    x = _checks.real(fn, name, x)
+    if x.shape != batch:
+      raise ValueError(
+        f"{fn}: `{name}` must have the batch shape of `{first_name}` {batch} (one per embedding), got"
+        f" {name}.shape={x.shape}."
+      )
+    extra.append(x)
+  dtype = _checks.compute_dtype(*(x for _, x in arrays))
+  mask = _reduce.where_mask(fn, where, batch, of=f"the per-example loss (`{first_name}` without its last axis)")
+  embeddings = _reduce.zero_masked(mask, *(x.astype(dtype) for _, x in arrays), axis=-1)
+  embeddings = embeddings if isinstance(embeddings, tuple) else (embeddings,)
+  extra = _reduce.zero_masked(mask, *(x.astype(dtype) for x in extra), fill=1)
+  extra = extra if isinstance(extra, tuple) else (extra,)
+  _checks.debug_no_nan(fn, **{name: x for (name, _), x in zip(arrays, embeddings, strict=True)})
+  return (*embeddings, *extra, mask)
+
+
+def _check_sign_labels(fn: str, labels: jax.Array) -> None:
+  _checks.debug_all((labels == 1) | (labels == -1), f"{fn}: `labels` must be 1 or -1, found {{}}.", labels)
+
+
+@_reduce.jit("margin")
+def margin_ranking(
+  x1: ArrayLike,
+  x2: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float = 0.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Margin ranking loss: ``x1`` should rank above ``x2`` where ``labels`` is 1, below where it is -1.
+
+  .. math::
+    \ell_i = \max(0,\ -y_i (x_{1,i} - x_{2,i}) + \text{margin})
+
+  Args:
+    x1: floating scores of any shape ``[...]``.
+    x2: scores of the same shape.
+    labels: 1 or -1, same shape (any real dtype).
+    margin: how far apart the scores must be for a zero loss.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: exactly 0 at the kink ``-y (x1 - x2) + margin = 0`` (torch's
+  ``clamp_min`` passes the full slope there). Labels other than +-1 are reported
+  by :func:`jaxloss.checked`. Values match
+  ``torch.nn.functional.margin_ranking_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> x1, x2 = jnp.array([2.0, 0.0]), jnp.array([1.0, 1.0])
+    >>> print(jl.margin_ranking(x1, x2, jnp.array([1.0, 1.0]), margin=0.5, reduction="none"))
+    [0.  1.5]
+  """
+  fn = "jaxloss.margin_ranking"
+  margin = _checks.static_number(fn, "margin", margin)
+  a = _checks.floating(fn, "x1", x1)
+  b = _checks.floating(fn, "x2", x2)
+  y = _checks.real(fn, "labels", labels)
+  _checks.same_shape(fn, ("x1", a), ("x2", b), ("labels", y))
+  dtype = _checks.compute_dtype(a, b)
+  mask = _reduce.where_mask(fn, where, a.shape, of="`x1`")
+  a, b, y = _reduce.zero_masked(mask, a.astype(dtype), b.astype(dtype), y.astype(dtype), fill=1)
+  _checks.debug_no_nan(fn, x1=a, x2=b)
+  _check_sign_labels(fn, y)
+  loss = jax.nn.relu(margin - y * (a - b))
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+def _smaller(a: jax.Array, b: jax.Array) -> jax.Array:
+  """``min(a, b)`` whose derivative at a tie is the average of both sides (chosen, not ``jnp.minimum``'s accident)."""
+  return jnp.where(a < b, a, jnp.where(b < a, b, 0.5 * (a + b)))
+
+
+@_reduce.jit("margin", "p", "eps", "swap", "distance_fn")
+def triplet_margin(
+  anchor: ArrayLike,
+  positive: ArrayLike,
+  negative: ArrayLike,
+  *,
+  margin: float = 1.0,
+  p: float = 2.0,
+  eps: float = 1e-6,
+  swap: bool = False,
+  distance_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Triplet margin loss: the anchor should be closer to the positive than to the negative by ``margin``.
+
+  .. math::
+    \ell_i = \max(0,\ d(a_i, p_i) - d(a_i, n_i) + \text{margin}),
+    \qquad d(x, y) = \lVert x - y + \epsilon \rVert_p
+
+  With ``swap``, :math:`d(a_i, n_i)` is replaced by
+  :math:`\min(d(a_i, n_i), d(p_i, n_i))` (Balntas et al., 2016).
+
+  Args:
+    anchor: floating embeddings ``[..., D]``.
+    positive: embeddings of the same shape.
+    negative: embeddings of the same shape.
+    margin: non-negative margin.
+    p: the norm degree, ``p >= 1`` (finite).
+    eps: added to each difference before the norm, as torch does (values
+      match ``torch.nn.functional.pairwise_distance``).
+    swap: use the distance swap.
+    distance_fn: optional ``f(x, y) -> [...]`` distance replacing the
+      ``p``-norm (then ``p`` and ``eps`` are ignored), as in torch's
+      ``triplet_margin_with_distance_loss``. It is a static argument: pass the
+      same function object each call (a new ``lambda`` each call retraces).
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradients: exactly 0 at the hinge's kink; where two embeddings coincide
+  the distance's gradient is exactly 0 for both (the minimum-norm subgradient;
+  torch's ``eps`` gives ``+-1/D^(1/p)`` along the all-ones direction, optax NaN
+  for ``p = 2``), so ``anchor == positive`` gives a finite, symmetric gradient.
+  With ``swap``, a tie between the two negative distances (every
+  ``anchor == positive`` triplet) takes the average of both, the minimum-norm
+  choice there. Values and gradients elsewhere match
+  ``torch.nn.functional.triplet_margin_loss`` and
+  ``triplet_margin_with_distance_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> a = jnp.array([[0.0, 0.0]])
+    >>> print(jl.triplet_margin(a, jnp.array([[3.0, 4.0]]), jnp.array([[0.0, 1.0]]), eps=0.0))
+    5.0
+  """
+  fn = "jaxloss.triplet_margin"
+  margin = _checks.static_number(fn, "margin", margin)
+  _checks.option(fn, "margin", margin, margin >= 0, "a non-negative number")
+  p = _checks.static_number(fn, "p", p)
+  _checks.option(fn, "p", p, 1 <= p < np.inf, "a finite number >= 1")
+  eps = _checks.static_number(fn, "eps", eps)
+  _checks.option(fn, "eps", eps, eps >= 0, "a non-negative number")
+  _checks.option(fn, "swap", swap, isinstance(swap, bool), "a bool")
+  _checks.option(fn, "distance_fn", distance_fn, distance_fn is None or callable(distance_fn), "None or a callable")
+  a, pos, neg, mask = _embeddings(fn, where, ("anchor", anchor), ("positive", positive), ("negative", negative))
+
+  def distance(x, y):
+    if distance_fn is None:
+      return _custom.shifted_norm(x - y, p, eps)
+    d = jnp.asarray(distance_fn(x, y))
+    if d.shape != x.shape[:-1] or not jnp.issubdtype(d.dtype, jnp.floating):
+      raise ValueError(
+        f"{fn}: `distance_fn` must return one floating distance per example, shape {x.shape[:-1]}, got"
+        f" shape {d.shape} and dtype {d.dtype}."
+      )
+    return d.astype(x.dtype)
+
+  closest_negative = distance(a, neg)
+  if swap:
+    closest_negative = _smaller(closest_negative, distance(pos, neg))
+  loss = jax.nn.relu(distance(a, pos) - closest_negative + margin)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit("margin")
+def contrastive(
+  x1: ArrayLike,
+  x2: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float = 1.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Contrastive loss: similar pairs pulled together, dissimilar ones pushed beyond ``margin``.
+
+  .. math::
+    \ell_i = y_i\, d_i^2 + (1 - y_i) \max(0,\ \text{margin} - d_i)^2,
+    \qquad d_i = \lVert x_{1,i} - x_{2,i} \rVert_2
+
+  Args:
+    x1: floating embeddings ``[..., D]``.
+    x2: embeddings of the same shape.
+    labels: ``[...]``, 1 for a similar pair and 0 for a dissimilar one
+      (values in between interpolate); any real dtype.
+    margin: non-negative distance beyond which dissimilar pairs cost nothing.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: where ``x1 == x2`` the distance has gradient exactly 0 (its
+  minimum-norm subgradient), so the loss's gradient is 0 and finite there for
+  either label (``sqrt`` of the squared distance gives NaN). The loss is
+  continuously differentiable at ``d = margin``. Labels outside [0, 1] are
+  reported by :func:`jaxloss.checked`. Reference: Hadsell, Chopra and LeCun,
+  "Dimensionality Reduction by Learning an Invariant Mapping", CVPR 2006 (with
+  labels 1 = similar and without the factor 1/2).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> x1, x2 = jnp.zeros((2, 2)), jnp.array([[3.0, 4.0], [0.0, 0.5]])
+    >>> print(jl.contrastive(x1, x2, jnp.array([1.0, 0.0]), reduction="none"))
+    [25.    0.25]
+  """
+  fn = "jaxloss.contrastive"
+  margin = _checks.static_number(fn, "margin", margin)
+  _checks.option(fn, "margin", margin, margin >= 0, "a non-negative number")
+  a, b, y, mask = _embeddings(fn, where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
+  _checks.debug_all((y >= 0) & (y <= 1), f"{fn}: `labels` must be in [0, 1], found {{}}.", y)
+  difference = a - b
+  squared = jnp.sum(difference * difference, axis=-1)
+  short = jax.nn.relu(margin - _custom.norm(difference, 2.0))
+  loss = y * squared + (1 - y) * short * short
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+# torch's cosine_embedding_loss adds this to both squared magnitudes (aten/src/ATen/native/Loss.cpp).
+_COSINE_EPSILON = 1e-12
+
+
+@_reduce.jit("margin")
+def cosine_embedding(
+  x1: ArrayLike,
+  x2: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: float = 0.0,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Cosine embedding loss: aligned pairs for ``labels`` 1, cosine below ``margin`` for -1.
+
+  .. math::
+    \ell_i = \begin{cases} 1 - \cos(x_{1,i}, x_{2,i}) & y_i = 1 \\
+      \max(0,\ \cos(x_{1,i}, x_{2,i}) - \text{margin}) & y_i = -1 \end{cases},
+    \qquad \cos(u, v) = \frac{u \cdot v}{\sqrt{(\lVert u\rVert^2 + 10^{-12})(\lVert v\rVert^2 + 10^{-12})}}
+
+  Args:
+    x1: floating embeddings ``[..., D]``.
+    x2: embeddings of the same shape.
+    labels: ``[...]``, 1 or -1 (any real dtype); other values give 0, as in torch.
+    margin: in ``[-1, 1]``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges: the ``1e-12`` inside the norms (torch's) keeps value and gradient
+  finite at zero vectors: a zero embedding has cosine 0, and its gradient, like
+  torch's, is large (about ``1e6 / ||other||``) but finite. The hinge has
+  gradient exactly 0 at ``cos == margin``. Labels other than +-1 are reported
+  by :func:`jaxloss.checked`. Values and gradients match
+  ``torch.nn.functional.cosine_embedding_loss``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> x1, x2 = jnp.array([[1.0, 0.0], [1.0, 1.0]]), jnp.array([[0.0, 2.0], [2.0, 2.0]])
+    >>> print(jl.cosine_embedding(x1, x2, jnp.array([1.0, -1.0]), reduction="none"))
+    [1. 1.]
+  """
+  fn = "jaxloss.cosine_embedding"
+  margin = _checks.static_number(fn, "margin", margin)
+  _checks.option(fn, "margin", margin, -1 <= margin <= 1, "in [-1, 1]")
+  a, b, y, mask = _embeddings(fn, where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
+  _check_sign_labels(fn, y)
+  magnitudes = (jnp.sum(a * a, axis=-1) + _COSINE_EPSILON) * (jnp.sum(b * b, axis=-1) + _COSINE_EPSILON)
+  cosine = jnp.sum(a * b, axis=-1) / jnp.sqrt(magnitudes)
+  zero = jnp.zeros((), cosine.dtype)
+  loss = jnp.where(y == 1, 1 - cosine, zero) + jnp.where(y == -1, jax.nn.relu(cosine - margin), zero)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+@_reduce.jit("temperature")
+def ntxent(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  temperature: float = 0.07,
+  reduction: str = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""NT-Xent (normalised temperature-scaled cross-entropy, InfoNCE): each embedding should be
+  closer in cosine to those sharing its label than to the others.
+
+  .. math::
+    \ell_i = \frac{1}{|P_i|} \sum_{j \in P_i}
+      -\log \frac{e^{s_{ij}}}{e^{s_{ij}} + \sum_{k \in N_i} e^{s_{ik}}},
+    \qquad s_{ij} = \frac{\cos(e_i, e_j)}{\tau}
+
+  with :math:`P_i` the other embeddings with label :math:`y_i` (positives) and
+  :math:`N_i` those with another label (negatives), within one batch.
+
+  Args:
+    embeddings: floating ``[..., B, D]``: batches of ``B`` embeddings; leading
+      dimensions hold independent batches.
+    labels: integer ``[..., B]``; embeddings with the same label are positive
+      pairs (e.g. ``[0, 0, 1, 1]`` for two augmented views of two images).
+    temperature: positive softmax temperature :math:`\tau`.
+    reduction: ``"mean"`` (default, over anchors with at least one positive),
+      ``"sum"`` or ``"none"``.
+    weights: optional per-anchor weights broadcastable to ``[..., B]``.
+    where: optional boolean mask broadcastable to ``[..., B]``; a masked
+      embedding takes no part at all: neither anchor, positive nor negative
+      (padding).
+
+  Returns:
+    A scalar, or ``[..., B]`` (one value per anchor) for ``reduction="none"``;
+    float32 for half inputs.
+
+  Edges: cosines use ``optax.safe_norm`` with floor ``finfo(dtype).eps``, as
+  optax, so zero embeddings give a finite value and gradient. An anchor without
+  positives has loss 0 and is left out of the mean; one without negatives has
+  loss 0. Matches ``optax.losses.ntxent`` when every anchor has the same number
+  of positives (SimCLR pairs); optax averages over positive pairs, which
+  ``weights`` equal to each anchor's number of positives reproduces in general.
+  Reference: Chen et al., "A Simple Framework for Contrastive Learning of Visual
+  Representations", ICML 2020.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> print(jl.ntxent(e, jnp.array([0, 0, 1, 1]), temperature=1.0))
+    0.5978082
+  """
+  fn = "jaxloss.ntxent"
+  temperature = _checks.static_number(fn, "temperature", temperature)
+  _checks.option(fn, "temperature", temperature, temperature > 0, "a positive number")
+  x = _checks.floating(fn, "embeddings", embeddings)
+  if x.ndim < 2:
+    raise ValueError(f"{fn}: `embeddings` must have shape [..., B, D] (rank >= 2), got embeddings.shape={x.shape}.")
+  y = _checks.integer(fn, "labels", labels)
+  if y.shape != x.shape[:-1]:
+    raise ValueError(
+      f"{fn}: `labels` must have shape [..., B], the shape of `embeddings` without its last axis"
+      f" {x.shape[:-1]}, got labels.shape={y.shape}."
+    )
+  (x, mask) = _embeddings(fn, where, ("embeddings", x))
+  valid = jnp.ones(y.shape, bool) if mask is None else mask
+  unit = x / optax.safe_norm(x, jnp.finfo(x.dtype).eps, axis=-1, keepdims=True)
+  similarity = jnp.einsum("...id,...jd->...ij", unit, unit) / temperature
+  both_valid = valid[..., :, None] & valid[..., None, :]
+  same = y[..., :, None] == y[..., None, :]
+  others = jnp.broadcast_to(~jnp.eye(y.shape[-1], dtype=bool), same.shape)
+  positive = same & both_valid & others
+  negative = ~same & both_valid
+  negatives = _custom.logsumexp(similarity, negative, axis=-1)
+  pair_loss = jax.nn.softplus(negatives[..., None] - similarity)  # -log(e^s / (e^s + sum_k e^s_k))
+  count = jnp.sum(positive, axis=-1).astype(x.dtype)
+  loss = _reduce.safe_divide(jnp.sum(jnp.where(positive, pair_loss, 0), axis=-1), count)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=valid & (count > 0))
