@@ -6,6 +6,7 @@ from here: modules whose names start with ``_`` are private.
 """
 
 from jaxloss._checked import checked
+from jaxloss.fused import linear_cross_entropy
 from jaxloss.regression import (
   gaussian_nll,
   huber,
@@ -26,6 +27,7 @@ __all__ = (
   "checked",
   "gaussian_nll",
   "huber",
+  "linear_cross_entropy",
   "log_cosh",
   "mae",
   "mape",

@@ -42,6 +42,13 @@ class Case:
       ``check_grads(order=2)`` applies.
     where_on_inputs: ``where`` and ``weights`` broadcast to the inputs rather
       than to the per-example loss (``rmse``).
+    forward_mode: the loss supports forward-mode autodiff (``jvp``,
+      ``jacfwd``, ``hessian``). False for a ``jax.custom_vjp`` loss: the tests
+      then check reverse-mode gradients only (first order; Hessians as
+      ``jacrev(jacrev)``) and assert that ``jax.jvp`` raises.
+    shared: indices of positional arguments shared by every example (a weight
+      matrix): they have no batch axes, so the tests neither slice, vmap nor
+      mask them, and compare their gradients whole.
   """
 
   name: str
@@ -53,6 +60,8 @@ class Case:
   diff: tuple[int, ...] = (0,)
   smooth: bool = True
   where_on_inputs: bool = False
+  forward_mode: bool = True
+  shared: tuple[int, ...] = ()
 
   def __str__(self) -> str:
     return self.name
