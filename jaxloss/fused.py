@@ -71,7 +71,7 @@ def _logit_stats(hidden, weight, bias, labels, chunk):
 
 def _stats(hidden, weight, bias, labels, chunk):
   dtype = _checks.compute_dtype(hidden, weight, bias)
-  n, vocab = hidden.shape[0], weight.shape[0]
+  vocab = weight.shape[0]
 
   def body(start, size, carry):
     top, scale, target, total = carry
@@ -82,8 +82,9 @@ def _stats(hidden, weight, bias, labels, chunk):
     target = target + jnp.sum(jnp.where(_is_target(labels, start, size), z, 0), axis=1)
     return new_top, scale, target, total + jnp.sum(z, axis=1)
 
-  zeros = jnp.zeros((n,), dtype)
-  top, scale, target, total = _over_chunks(vocab, chunk, body, (jnp.full((n,), -jnp.inf, dtype), zeros, zeros, zeros))
+  # Per-token carries are shaped (and, under explicit sharding, sharded) like the labels.
+  zeros = jnp.zeros_like(labels, dtype)
+  top, scale, target, total = _over_chunks(vocab, chunk, body, (jnp.full_like(zeros, -jnp.inf), zeros, zeros, zeros))
   lse = top + jnp.log(scale)
   return (lse, target, total), (hidden, weight, bias, labels, lse)
 
@@ -101,17 +102,14 @@ def _stats_bwd(chunk, residuals, cotangents):
     dz_in = dz.astype(hidden.dtype)
     w = lax.dynamic_slice_in_dim(weight, start, size, axis=0)
     d_hidden = d_hidden + jnp.matmul(dz_in, w, preferred_element_type=dtype)
-    d_w = jnp.matmul(dz_in.T, hidden, preferred_element_type=dtype)
+    # Contracts the token axis: under explicit sharding, say the result is sharded as the weight.
+    d_w = jnp.matmul(dz_in.T, hidden, preferred_element_type=dtype, out_sharding=jax.typeof(weight).sharding)
     d_weight = lax.dynamic_update_slice_in_dim(d_weight, d_w.astype(weight.dtype), start, axis=0)
     if bias is not None:
       d_bias = lax.dynamic_update_slice_in_dim(d_bias, jnp.sum(dz, axis=0).astype(bias.dtype), start, axis=0)
     return d_hidden, d_weight, d_bias
 
-  init = (
-    jnp.zeros(hidden.shape, dtype),
-    jnp.zeros(weight.shape, weight.dtype),
-    None if bias is None else jnp.zeros(bias.shape, bias.dtype),
-  )
+  init = (jnp.zeros_like(hidden, dtype), jnp.zeros_like(weight), None if bias is None else jnp.zeros_like(bias))
   d_hidden, d_weight, d_bias = _over_chunks(weight.shape[0], chunk, body, init)
   return d_hidden.astype(hidden.dtype), d_weight, d_bias, None
 
@@ -119,16 +117,30 @@ def _stats_bwd(chunk, residuals, cotangents):
 _logit_stats.defvjp(_stats, _stats_bwd)
 
 
-def _vary(x, axis_name):
-  """``x`` typed as varying over ``axis_name`` inside ``shard_map``.
+def _varying(x) -> frozenset:
+  """The ``shard_map`` mesh axes ``x`` varies over (empty outside ``shard_map``)."""
+  return jax.typeof(x).mat.varying
 
-  The weight shard differs per device, so the per-device gradient with respect
-  to a replicated ``hidden`` is a partial sum; casting ``hidden`` to varying
-  makes autodiff sum those partials over the axis (the transpose of the cast).
+
+def _same_varying_axes(*arrays, axis_name=None):
+  """Inside ``shard_map``: the arrays typed as varying over the same mesh axes.
+
+  The custom_vjp combines ``hidden``, ``weight`` and ``labels`` that may vary
+  over different axes (tokens sharded over ``data``, the weight over the
+  vocabulary axis ``axis_name``). Casting each to varying over the union makes
+  autodiff sum the per-device partial gradients of an input that was
+  replicated over an axis (the transpose of the cast is a ``psum``), so
+  ``hidden`` gets its gradient summed over the vocabulary shards and ``weight``
+  over the token shards. Outside ``shard_map`` nothing varies and nothing
+  changes.
   """
-  if axis_name in jax.typeof(x).vma:
-    return x
-  return lax.pcast(x, axis_name, to="varying")
+  axes = set() if axis_name is None else {axis_name}
+  axes = axes.union(*(_varying(a) for a in arrays if a is not None))
+  out = []
+  for a in arrays:
+    missing = () if a is None else tuple(sorted(axes - _varying(a)))
+    out.append(lax.pcast(a, missing, to="varying") if missing else a)
+  return out
 
 
 def _chunk(fn: str, chunk_size, tokens: int, vocab: int) -> int:
@@ -288,16 +300,17 @@ def linear_cross_entropy(
 
   vocab = local_vocab if axis_name is None else local_vocab * lax.axis_size(axis_name)
   outside = (y < 0) | (y >= vocab)
-  _checks.debug_check(
-    ~jnp.any(outside), f"{fn}: `labels` must be in [0, {vocab}), found {{}}.", y.ravel()[jnp.argmax(outside)]
-  )
+  # A reduction, not an index: indexing a token-sharded array by a traced position fails under explicit sharding.
+  offender = jnp.max(jnp.where(outside, y, jnp.iinfo(y.dtype).min))
+  _checks.debug_check(~jnp.any(outside), f"{fn}: `labels` must be in [0, {vocab}), found {{}}.", offender)
   _checks.debug_no_nan(fn, hidden=h)
   flat_h, flat_y = h.reshape(tokens, h.shape[-1]), y.reshape(tokens)
-  if axis_name is None:
-    lse, target, total = _logit_stats(flat_h, w, b, flat_y, chunk)
-  else:
-    offset = (lax.axis_index(axis_name) * local_vocab).astype(flat_y.dtype)
-    lse, target, total = _logit_stats(_vary(flat_h, axis_name), w, b, flat_y - offset, chunk)
+  if axis_name is not None:
+    # This device's classes are [offset, offset + local_vocab): other labels select no column.
+    flat_y = flat_y - (lax.axis_index(axis_name) * local_vocab).astype(flat_y.dtype)
+  flat_h, w, b, flat_y = _same_varying_axes(flat_h, w, b, flat_y, axis_name=axis_name)
+  lse, target, total = _logit_stats(flat_h, w, b, flat_y, chunk)
+  if axis_name is not None:
     top = lax.pmax(lax.stop_gradient(lse), axis_name)
     lse = top + jnp.log(lax.psum(jnp.exp(lse - top), axis_name))
     target, total = lax.psum((target, total), axis_name)
