@@ -24,6 +24,7 @@ from jaxloss.classification import (
 )
 from jaxloss.divergence import js_divergence, kl_divergence
 from jaxloss.embedding import contrastive, cosine_embedding, margin_ranking, ntxent, triplet_margin
+from jaxloss.fused import linear_cross_entropy
 from jaxloss.ranking import pairwise_hinge, pairwise_logistic, softmax_ranking
 from jaxloss.regression import (
   gaussian_nll,
@@ -58,6 +59,7 @@ __all__ = (
   "huber",
   "js_divergence",
   "kl_divergence",
+  "linear_cross_entropy",
   "log_cosh",
   "mae",
   "mape",

@@ -52,6 +52,13 @@ class Case:
       unchanged. False when ``where`` removes items from a set the loss is
       computed over (ranking lists, the batch of ``ntxent``): the weighted mean
       is then checked with weights alone.
+    forward_mode: the loss supports forward-mode autodiff (``jvp``,
+      ``jacfwd``, ``hessian``). False for a ``jax.custom_vjp`` loss: the tests
+      then check reverse-mode gradients only (first order; Hessians as
+      ``jacrev(jacrev)``) and assert that ``jax.jvp`` raises.
+    shared: indices of positional arguments shared by every example (a weight
+      matrix): they have no batch axes, so the tests neither slice, vmap nor
+      mask them, and compare their gradients whole.
   """
 
   name: str
@@ -66,6 +73,8 @@ class Case:
   count_weights: Callable[[Args], Any] | None = None
   where_on_items: bool = False
   separable: bool = True
+  forward_mode: bool = True
+  shared: tuple[int, ...] = ()
 
   def __str__(self) -> str:
     return self.name

@@ -90,6 +90,12 @@ def _slice_tree(tree, index):
   return jax.tree.map(lambda a: a[index], tree)
 
 
+def _slice_inputs(case, args, array_kwargs, index):
+  """Examples ``index`` of the inputs; shared arguments (a weight matrix) stay whole."""
+  sliced_args = tuple(a if i in case.shared else a[index] for i, a in enumerate(args))
+  return sliced_args, _slice_tree(array_kwargs, index)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_jit_matches_eager(case, reduction):
   args, kw = _inputs(case)
@@ -128,8 +134,9 @@ def test_no_retrace_on_same_shapes(case):
 def test_vmap_matches_loop(case):
   args, kw = _inputs(case)
   for reduction in ("none", "mean"):
-    vmapped = jax.vmap(lambda a, k, r=reduction: _call(case, a, k, reduction=r))(args, kw)
-    looped = [_call(case, *_slice_tree((args, kw), i), reduction=reduction) for i in range(BATCH[0])]
+    in_axes = (tuple(None if i in case.shared else 0 for i in range(len(args))), 0)
+    vmapped = jax.vmap(lambda a, k, r=reduction: _call(case, a, k, reduction=r), in_axes=in_axes)(args, kw)
+    looped = [_call(case, *_slice_inputs(case, args, kw, i), reduction=reduction) for i in range(BATCH[0])]
     _assert_close(vmapped, np.stack(looped))
 
 
@@ -138,11 +145,12 @@ def test_where_matches_slicing_and_masks_nan(case):
   loss_shape = _call(case, args, kw, reduction="none").shape
   keep = np.array([True, False, True, True, False])
   mask = jnp.asarray(keep.reshape(_mask_shape(case, args, loss_shape)))
-  # Masked rows of every differentiable input hold NaN or inf: they must not leak.
+  # Masked rows of every differentiable per-example input hold NaN or inf: they must not leak.
   poisoned = list(args)
   for n, i in enumerate(case.diff):
-    poisoned[i] = args[i].at[~keep].set(jnp.nan if n % 2 == 0 else jnp.inf)
-  sliced_args, sliced_kw = _slice_tree((args, kw), keep)
+    if i not in case.shared:
+      poisoned[i] = args[i].at[~keep].set(jnp.nan if n % 2 == 0 else jnp.inf)
+  sliced_args, sliced_kw = _slice_inputs(case, args, kw, keep)
   for reduction in ("mean", "sum"):
     _assert_close(
       _call(case, poisoned, kw, reduction=reduction, where=mask),
@@ -150,7 +158,10 @@ def test_where_matches_slicing_and_masks_nan(case):
     )
     grads = _grad(case, poisoned, kw, reduction=reduction, where=mask)
     sliced_grads = _grad(case, sliced_args, sliced_kw, reduction=reduction)
-    for g, sg in zip(grads, sliced_grads, strict=True):
+    for i, g, sg in zip(case.diff, grads, sliced_grads, strict=True):
+      if i in case.shared:
+        _assert_close(g, sg)
+        continue
       assert np.all(np.asarray(g)[~keep] == 0), "masked entries must get exactly zero gradient"
       _assert_close(np.asarray(g)[keep], sg)
   unreduced = np.asarray(_call(case, poisoned, kw, reduction="none", where=mask))
@@ -187,7 +198,8 @@ def test_all_masked_is_zero_with_zero_gradient(case):
   nothing = jnp.zeros(_mask_shape(case, args, loss_shape), bool)
   poisoned = list(args)
   for i in case.diff:
-    poisoned[i] = jnp.full_like(args[i], jnp.nan)
+    if i not in case.shared:
+      poisoned[i] = jnp.full_like(args[i], jnp.nan)
   for reduction in ("mean", "sum"):
     assert float(_call(case, poisoned, kw, reduction=reduction, where=nothing)) == 0.0
     for g in _grad(case, poisoned, kw, reduction=reduction, where=nothing):
@@ -216,7 +228,8 @@ def test_hessian_is_finite(case):
       full[i] = x
       return _call(case, full, kw)
 
-    chex.assert_tree_all_finite(jax.hessian(f)(point[i]))
+    hessian = jax.hessian if case.forward_mode else lambda f: jax.jacrev(jax.jacrev(f))
+    chex.assert_tree_all_finite(hessian(f)(point[i]))
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
@@ -246,5 +259,11 @@ def test_check_grads_float64(case):
         full[i] = a
       return _call(case, full, kw, weights=weights, where=mask)
 
+    primals = tuple(args[i] for i in case.diff)
+    if not case.forward_mode:
+      check_grads(f, primals, order=1, modes=("rev",))
+      with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(f, primals, primals)
+      return
     order = 2 if case.smooth else 1
-    check_grads(f, tuple(args[i] for i in case.diff), order=order, modes=("fwd", "rev"))
+    check_grads(f, primals, order=order, modes=("fwd", "rev"))

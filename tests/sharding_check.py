@@ -1,0 +1,202 @@
+"""Losses under sharding, on 8 virtual CPU devices. Run by ``test_sharding.py`` in a
+subprocess, because the device count must be set before JAX initialises:
+
+    python tests/sharding_check.py
+
+Prints one ``OK <check>`` line per passing check and fails with an AssertionError
+otherwise.
+
+* Data parallel: every row of ``DATA_PARALLEL`` (a loss and a maker of its inputs)
+  runs ``jit(value_and_grad(loss))`` on inputs sharded over the batch with a
+  ``NamedSharding``, on a mesh with explicit axes (shardings in the types, the
+  default of ``jax.make_mesh``) and on one with auto axes (XLA propagates them);
+  value and gradients must equal the single-device result. The
+  masks give the shards very different numbers of kept examples (one shard keeps
+  none), so a mean of per-shard means would differ from the global mean; the
+  check asserts that it does, so it cannot pass by accident.
+* Vocabulary parallel: ``linear_cross_entropy`` inside ``jax.shard_map`` with the
+  weight and bias sharded over the vocabulary on a ``model`` mesh axis
+  (``axis_name="model"``) and tokens over ``data``, equal to the unsharded loss
+  in value and in gradients, and compiled without any all-gather.
+
+A new family joins the data-parallel check with one ``Row`` in ``DATA_PARALLEL``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import jaxloss as jl
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+DEVICES = 8
+BATCH = 32  # 4 examples per shard
+RTOL, ATOL = 1e-5, 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One loss in the data-parallel check.
+
+  Attributes:
+    loss: the public loss.
+    make: ``make(rng, batch) -> args``: positional inputs (NumPy) whose leading
+      axis is the batch, except the ``replicated`` ones.
+    kwargs: options passed with every call.
+    replicated: indices of positional arguments without a batch axis (a weight
+      matrix): replicated on every device instead of sharded.
+  """
+
+  loss: Callable[..., Any]
+  make: Callable[[np.random.Generator, int], tuple]
+  kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+  replicated: tuple[int, ...] = ()
+
+
+def _pair(rng, batch):
+  return rng.normal(size=(batch, 3)), rng.normal(size=(batch, 3))
+
+
+def _gaussian(rng, batch):
+  return (*_pair(rng, batch), rng.uniform(0.5, 2.0, size=(batch, 3)))
+
+
+def _tokens(rng, batch, d=6, vocab=40):
+  return rng.normal(size=(batch, d)), rng.normal(size=(vocab, d)) / np.sqrt(d), rng.integers(0, vocab, size=batch)
+
+
+DATA_PARALLEL = {
+  "mse": Row(jl.mse, _pair),
+  "mae": Row(jl.mae, _pair),
+  "huber": Row(jl.huber, _pair, {"delta": 0.5}),
+  "gaussian_nll": Row(jl.gaussian_nll, _gaussian),
+  "linear_cross_entropy": Row(
+    jl.linear_cross_entropy, _tokens, {"chunk_size": 16, "label_smoothing": 0.1}, replicated=(1,)
+  ),
+}
+
+
+def _uneven_mask(batch):
+  """Shard k (4 consecutive examples) keeps 4, 1, 0, 2, 4, 1, 3, 1 examples."""
+  kept = [4, 1, 0, 2, 4, 1, 3, 1]
+  per_shard = batch // DEVICES
+  return np.concatenate([np.arange(per_shard) < k for k in kept])
+
+
+def _to_jax(a):
+  a = np.asarray(a)
+  return jnp.asarray(a, jnp.float32) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a)
+
+
+def check_data_parallel(name, row, mesh, mode):
+  rng = np.random.default_rng(sum(map(ord, name)))
+  args = tuple(_to_jax(a) for a in row.make(rng, BATCH))
+  loss_shape = row.loss(*args, **row.kwargs, reduction="none").shape
+  option_shape = (BATCH,) + (1,) * (len(loss_shape) - 1)
+  weights = jnp.asarray(rng.uniform(0.5, 2.0, size=option_shape), jnp.float32)
+  where = jnp.asarray(_uneven_mask(BATCH).reshape(option_shape))
+  diff = tuple(i for i, a in enumerate(args) if jnp.issubdtype(a.dtype, jnp.floating))
+
+  def loss(*a):
+    return row.loss(*a[:-2], **row.kwargs, weights=a[-2], where=a[-1])
+
+  value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=diff))
+  single = value_and_grad(*args, weights, where)
+
+  by_batch = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+  placed = [jax.device_put(a, replicated if i in row.replicated else by_batch) for i, a in enumerate(args)]
+  sharded = value_and_grad(*placed, jax.device_put(weights, by_batch), jax.device_put(where, by_batch))
+  assert len(sharded[0].sharding.device_set) == DEVICES, "the computation did not run on the mesh"
+  assert len(placed[0].sharding.device_set) == DEVICES
+  for got, want in zip(jax.tree.leaves(sharded), jax.tree.leaves(single), strict=True):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), RTOL, ATOL, err_msg=name)
+
+  # The global mean is not the mean of the shards' means: the check is meaningful.
+  shard = BATCH // DEVICES
+  means = []
+  for k in range(DEVICES):
+    part = slice(k * shard, (k + 1) * shard)
+    sliced = [a if i in row.replicated else a[part] for i, a in enumerate(args)]
+    means.append(float(loss(*sliced, weights[part], where[part])))
+  assert abs(np.mean(means) - float(single[0])) > 1e-3 * abs(float(single[0])), (name, means, float(single[0]))
+  print(f"OK data-parallel {mode} {name}", flush=True)
+
+
+def check_vocab_parallel():
+  """linear_cross_entropy with the vocabulary on the `model` axis and tokens on `data`."""
+  mesh = jax.make_mesh((2, 4), ("data", "model"))
+  rng = np.random.default_rng(0)
+  tokens, d, vocab = 12, 5, 64  # 16 classes per model shard
+  hidden = jnp.asarray(rng.normal(size=(tokens, d)), jnp.float32)
+  weight = jnp.asarray(rng.normal(size=(vocab, d)) / np.sqrt(d), jnp.float32)
+  bias = jnp.asarray(rng.normal(size=(vocab,)), jnp.float32)
+  labels = jnp.asarray(np.r_[rng.integers(0, vocab, size=tokens - 2), -100, 63])
+  weights = jnp.asarray(rng.uniform(0.5, 2.0, size=tokens), jnp.float32)
+  where = jnp.asarray(np.arange(tokens) % 5 != 3)
+  options = {"chunk_size": 6, "label_smoothing": 0.1, "z_loss": 1e-2, "ignore_index": -100}
+
+  def unsharded(hidden, weight, bias):
+    return jl.linear_cross_entropy(hidden, weight, labels, bias=bias, weights=weights, where=where, **options)
+
+  @functools.partial(
+    jax.shard_map,
+    mesh=mesh,
+    in_specs=(P("data"), P("model"), P("model"), P("data"), P("data"), P("data")),
+    out_specs=P(),
+  )
+  def vocab_parallel(hidden, weight, bias, labels, weights, where):
+    # Sums over the local tokens, then a global weighted mean over the token shards.
+    total = jl.linear_cross_entropy(
+      hidden, weight, labels, bias=bias, axis_name="model", reduction="sum", weights=weights, where=where, **options
+    )
+    kept = (labels != options["ignore_index"]) & where
+    count = jnp.sum(jnp.where(kept, weights, jnp.zeros((), weights.dtype)))
+    total, count = lax.psum((total, count), "data")
+    return total / count
+
+  put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+  per_token = [put(a, P("data")) for a in (labels, weights, where)]
+  sharded = lambda h, w, b: vocab_parallel(h, w, b, *per_token)
+  want = jax.jit(jax.value_and_grad(unsharded, argnums=(0, 1, 2)))(hidden, weight, bias)
+  f = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1, 2)))
+  args = (put(hidden, P("data")), put(weight, P("model")), put(bias, P("model")))
+  got = f(*args)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), RTOL, ATOL, err_msg="vocab-parallel")
+  d_weight = got[1][1]
+  assert d_weight.sharding.is_equivalent_to(NamedSharding(mesh, P("model")), 2), f"weight gradient: {d_weight.sharding}"
+  hlo = f.lower(*args).compile().as_text()
+  assert "all-gather" not in hlo, "the vocabulary-parallel loss must not gather the weight or the logits"
+  print("OK vocab-parallel linear_cross_entropy", flush=True)
+
+
+def main():
+  assert jax.device_count() == DEVICES, jax.devices()
+  for mode in ("explicit", "auto"):
+    # Explicit axes (make_mesh's default): shardings are part of the types; Auto: XLA propagates them.
+    axis_type = jax.sharding.AxisType.Explicit if mode == "explicit" else jax.sharding.AxisType.Auto
+    mesh = jax.make_mesh((DEVICES,), ("data",), axis_types=(axis_type,))
+    for name, row in DATA_PARALLEL.items():
+      check_data_parallel(name, row, mesh, mode)
+  check_vocab_parallel()
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,37 @@
+"""Losses under sharding on 8 virtual CPU devices.
+
+The device count must be set before JAX initialises, so the checks run in a
+subprocess (``sharding_check.py``) and the rest of the suite keeps one device.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import sharding_check
+
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def report():
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  done = subprocess.run(
+    [sys.executable, str(HERE / "sharding_check.py")], cwd=HERE, env=env, capture_output=True, text=True, timeout=600
+  )
+  assert done.returncode == 0, f"sharding_check.py failed:\n{done.stdout}\n{done.stderr[-5000:]}"
+  return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("mode", ["explicit", "auto"])
+@pytest.mark.parametrize("name", sorted(sharding_check.DATA_PARALLEL))
+def test_data_parallel_equals_single_device(report, mode, name):
+  assert f"OK data-parallel {mode} {name}" in report
+
+
+def test_vocab_parallel_linear_cross_entropy_equals_unsharded(report):
+  assert "OK vocab-parallel linear_cross_entropy" in report
