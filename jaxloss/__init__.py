@@ -5,6 +5,7 @@ taking the shared ``reduction`` / ``weights`` / ``where`` keywords. Import only
 from here: modules whose names start with ``_`` are private.
 """
 
+from jaxloss import train
 from jaxloss._checked import checked
 from jaxloss.regression import (
   gaussian_nll,
@@ -35,4 +36,5 @@ __all__ = (
   "quantile",
   "rmse",
   "smooth_l1",
+  "train",
 )
