@@ -5,6 +5,7 @@ taking the shared ``reduction`` / ``weights`` / ``where`` keywords. Import only
 from here: modules whose names start with ``_`` are private.
 """
 
+from jaxloss import train
 from jaxloss._checked import checked
 from jaxloss.classification import (
   binary_cross_entropy,
@@ -83,6 +84,7 @@ __all__ = (
   "softmax_focal",
   "softmax_ranking",
   "squared_hinge",
+  "train",
   "triplet_margin",
   "tversky",
 )

@@ -17,7 +17,11 @@ from registry import all_cases
 
 # Public names that are not losses (helpers, modules, wrappers).
 NOT_LOSSES = {"checked"}
-LOSSES = sorted(name for name in jl.__all__ if name not in NOT_LOSSES and callable(getattr(jl, name)))
+LOSSES = sorted(
+  name
+  for name in jl.__all__
+  if name not in NOT_LOSSES and callable(getattr(jl, name)) and not inspect.ismodule(getattr(jl, name))
+)
 SHARED_KEYWORDS = ("reduction", "weights", "where")
 
 
@@ -55,13 +59,26 @@ def test_docstring_has_formula_args_returns_reference_example(name):
     assert f"{argument}:" in doc, f"{name}'s docstring does not document `{argument}`"
 
 
-@pytest.mark.parametrize("name", sorted(jl.__all__))
+def _public_callables():
+  """Every public function: the top-level names and those of public submodules (jl.train, ...)."""
+  out = {}
+  for name in jl.__all__:
+    obj = getattr(jl, name)
+    if inspect.ismodule(obj):
+      out.update({f"{name}.{sub}": getattr(obj, sub) for sub in obj.__all__})
+    else:
+      out[name] = obj
+  return out
+
+
+PUBLIC = _public_callables()
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
 def test_docstring_examples_run(name):
-  obj = getattr(jl, name)
+  obj = PUBLIC[name]
   parser = doctest.DocTestParser()
   test = parser.get_doctest(inspect.getdoc(obj) or "", {}, name, None, 0)
-  if not callable(obj) or inspect.ismodule(obj):
-    return
   assert test.examples, f"{name} has no runnable example"
   runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
   # Doctests run as users run them: default dtype promotion.
