@@ -202,3 +202,66 @@ def test_bad_batches_and_optimizers_are_clear_errors():
     jl.train.make_step(f, lambda g: g)
   with pytest.raises(ValueError, match=r"pass aux=True"):
     jl.train.objective(linear, jl.mse, metrics={"m": jnp.mean})
+
+
+def _separable_data(seed, n, classes=2, dim=2, margin=0.3):
+  """Points labelled by a random linear teacher, keeping only those at least ``margin`` from its boundaries."""
+  rng = np.random.default_rng(seed)
+  teacher = rng.normal(size=(dim, classes))
+  x = rng.uniform(-3, 3, (8 * n, dim))
+  scores = x @ teacher
+  top2 = np.sort(scores, axis=1)[:, -2:]
+  keep = (top2[:, 1] - top2[:, 0]) > margin * np.linalg.norm(teacher)
+  x = x[keep][:n].astype(np.float32)
+  return jnp.asarray(x), np.argmax(x @ teacher, axis=1)
+
+
+def _accuracy(params, x, labels):
+  scores = np.asarray(linear(params, x))
+  predicted = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
+  return float(np.mean(predicted == labels))
+
+
+BINARY_LOSSES = {
+  # loss, how the {0, 1} class becomes the loss's target
+  "logistic": (jl.binary_cross_entropy_with_logits, lambda y: y.astype(np.float32)),
+  "hinge": (jl.hinge, lambda y: (2 * y - 1).astype(np.float32)),
+}
+OPTIMIZERS = {
+  "adam": (lambda: optax.adam(0.05), {}, 300),
+  "sgd-momentum": (lambda: optax.sgd(0.05, momentum=0.9), {}, 300),
+  "lbfgs": (optax.lbfgs, {"full_batch": True}, 40),
+  "reduce-on-plateau": (
+    lambda: optax.chain(optax.adam(0.1), optax.contrib.reduce_on_plateau(patience=5, factor=0.5, accumulation_size=1)),
+    {},
+    300,
+  ),
+}
+
+
+@pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("loss_name", sorted(BINARY_LOSSES))
+def test_linear_classifiers_reach_target_accuracy(loss_name, optimizer_name):
+  loss, to_target = BINARY_LOSSES[loss_name]
+  make_optimizer, step_options, steps = OPTIMIZERS[optimizer_name]
+  x, y = _separable_data(seed=1, n=300)
+  x_test, y_test = _separable_data(seed=1, n=2000)  # same teacher, more points
+  optimizer = make_optimizer()
+  step = jl.train.make_step(jl.train.objective(linear, loss), optimizer, **step_options)
+  params = {"w": jnp.zeros(2), "b": jnp.zeros(())}
+  batch = {"inputs": x, "targets": jnp.asarray(to_target(y))}
+  params, _, losses = _train(step, params, optimizer.init(params), batch, steps)
+  assert np.all(np.isfinite(losses)) and losses[-1] < 0.25 * losses[0], losses[::20]
+  assert _accuracy(params, x_test, y_test) >= 0.97
+
+
+def test_softmax_classifier_with_cross_entropy_reaches_target_accuracy():
+  x, y = _separable_data(seed=2, n=300, classes=3)
+  x_test, y_test = _separable_data(seed=2, n=2000, classes=3)
+  optimizer = optax.adam(0.05)
+  affine = lambda params, x: x @ params["w"] + params["b"][None, :]
+  step = jl.train.make_step(jl.train.objective(affine, jl.cross_entropy, label_smoothing=0.05), optimizer)
+  params = {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}
+  params, _, losses = _train(step, params, optimizer.init(params), {"inputs": x, "targets": jnp.asarray(y)}, 300)
+  assert losses[-1] < 0.3 * losses[0]
+  assert float(np.mean(np.argmax(np.asarray(affine(params, x_test)), axis=1) == y_test)) >= 0.97
