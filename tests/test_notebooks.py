@@ -6,13 +6,15 @@ are flaky on a loaded machine); the per-cell timeout here only guards against ha
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
@@ -20,7 +22,9 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path):
+def test_notebook_runs(path, monkeypatch):
+  # the kernel inherits the environment: it imports this checkout's jaxloss whether or not it is installed
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
   notebook = nbformat.read(path, as_version=4)
   assert notebook.cells[0].cell_type == "markdown" and notebook.cells[-1].cell_type == "markdown"
   assert "take away" in notebook.cells[-1].source.lower(), "a notebook ends with what to take away"
