@@ -1,0 +1,139 @@
+"""optax's own loss tests, run against ``jaxloss.compat.optax``.
+
+At import time each ``optax/losses/*_test.py`` of the installed optax is
+executed as a module while ``optax.losses._regression``, ``_classification``,
+... are replaced (in ``sys.modules`` and on the ``optax.losses`` package) by
+proxy modules holding only the mirror's functions: the test code binds the
+proxies, never optax's loss code, and any name the mirror lacks fails loudly.
+The absltest TestCase classes are re-exported here for pytest to collect.
+No optax test code is copied into this repository.
+
+optax's tests rely on standard dtype promotion and implicit rank promotion, so
+an autouse fixture relaxes ``tests/conftest.py``'s strict settings for this
+module (as tests/test_train.py does for optax's optimisers).
+
+``EXCLUDED`` names the optax tests that assert behaviour jaxloss changes on
+purpose; each has a jaxloss test below asserting jaxloss's behaviour instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import pathlib
+import sys
+import types
+import unittest
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optax.losses
+import pytest
+
+from jaxloss.compat import optax as mirror
+
+# optax's private loss modules, which its tests import and we point at the mirror.
+LOSS_MODULES = (
+  "_classification",
+  "_fenchel_young",
+  "_ranking",
+  "_regression",
+  "_segmentation",
+  "_self_supervised",
+  "_smoothing",
+)
+
+# optax.losses has no __all__: its public names are those without a leading underscore (32 in 0.2.8).
+OPTAX_NAMES = frozenset(name for name in dir(optax.losses) if not name.startswith("_"))
+
+# "<test file>::<TestCase>::<test method>" -> why jaxloss deliberately differs.
+EXCLUDED: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _optax_promotion():
+  """optax's test code relies on standard dtype promotion and implicit rank promotion."""
+  with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+    yield
+
+
+def _proxy(name: str) -> types.ModuleType:
+  """A stand-in for ``optax.losses.<name>`` holding the mirror's version of each public loss it defines."""
+  real = importlib.import_module(f"optax.losses.{name}")
+  proxy = types.ModuleType(f"optax.losses.{name}", f"jaxloss.compat.optax standing in for optax.losses.{name}")
+  for public in OPTAX_NAMES:
+    if hasattr(real, public):
+      setattr(proxy, public, getattr(mirror, public))
+  return proxy
+
+
+def _load_optax_tests() -> dict[str, type]:
+  """Execute each optax loss test module against the proxies; return its TestCase classes by unique name."""
+  spec = importlib.util.find_spec("optax")
+  directory = pathlib.Path(spec.origin).parent / "losses"
+  proxies = {name: _proxy(name) for name in LOSS_MODULES}
+  cases = {}
+  for path in sorted(directory.glob("*_test.py")):
+    saved_modules = {f"optax.losses.{n}": sys.modules.get(f"optax.losses.{n}") for n in LOSS_MODULES}
+    saved_attributes = {n: getattr(optax.losses, n, None) for n in LOSS_MODULES}
+    try:
+      for name, proxy in proxies.items():
+        sys.modules[f"optax.losses.{name}"] = proxy
+        setattr(optax.losses, name, proxy)
+      module_spec = importlib.util.spec_from_file_location(f"optax_suite.{path.stem}", path)
+      module = importlib.util.module_from_spec(module_spec)
+      module_spec.loader.exec_module(module)
+    finally:
+      for key, value in saved_modules.items():
+        sys.modules[key] = value
+      for name, value in saved_attributes.items():
+        setattr(optax.losses, name, value)
+    for attribute, value in vars(module).items():
+      if isinstance(value, type) and issubclass(value, unittest.TestCase) and value.__module__ == module.__name__:
+        overrides = {"__module__": __name__, "__source_file__": path.name}
+        for method in list(vars(value)):
+          if f"{path.name}::{attribute}::{method}" in EXCLUDED:
+            overrides[method] = None  # unittest (and pytest) collect only callables
+        cases[f"Optax{path.stem}_{attribute}"] = type(f"Optax{path.stem}_{attribute}", (value,), overrides)
+  return cases
+
+
+globals().update(_load_optax_tests())
+
+
+def test_every_excluded_test_exists():
+  methods = {
+    f"{cls.__source_file__}::{base.__name__}::{method}"
+    for cls in globals().values()
+    if isinstance(cls, type) and hasattr(cls, "__source_file__")
+    for base in cls.__mro__[1:2]
+    for method in vars(base)
+  }
+  assert set(EXCLUDED) <= methods
+
+
+def test_names_match_optax():
+  assert len(OPTAX_NAMES) == 32
+  assert set(mirror.__all__) == OPTAX_NAMES
+  defined = {
+    name
+    for name, value in vars(mirror).items()
+    if not name.startswith("_") and inspect.isfunction(value) and value.__module__ == mirror.__name__
+  }
+  assert defined == OPTAX_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(OPTAX_NAMES))
+def test_signature_matches_optax(name):
+  ours, theirs = inspect.signature(getattr(mirror, name)), inspect.signature(getattr(optax.losses, name))
+  assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
+    (p.name, p.kind, p.default) for p in theirs.parameters.values()
+  ]
+
+
+def test_traced_options():
+  p, t = jnp.array([0.5, 3.0]), jnp.zeros(2)
+  for delta, expected in ((1.0, [0.125, 2.5]), (2.0, [0.125, 4.0])):
+    np.testing.assert_allclose(jax.jit(mirror.huber_loss)(p, t, delta=delta), expected, rtol=1e-6)
