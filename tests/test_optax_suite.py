@@ -69,6 +69,9 @@ def _proxy(name: str) -> types.ModuleType:
   return proxy
 
 
+_BOUND: list[tuple[types.ModuleType, str]] = []  # (executed optax test module, loss module name it imported)
+
+
 def _load_optax_tests() -> dict[str, type]:
   """Execute each optax loss test module against the proxies; return its TestCase classes by unique name."""
   spec = importlib.util.find_spec("optax")
@@ -85,6 +88,7 @@ def _load_optax_tests() -> dict[str, type]:
       module_spec = importlib.util.spec_from_file_location(f"optax_suite.{path.stem}", path)
       module = importlib.util.module_from_spec(module_spec)
       module_spec.loader.exec_module(module)
+      _BOUND.extend((module, name) for name in LOSS_MODULES if name in vars(module))
     finally:
       for key, value in saved_modules.items():
         sys.modules[key] = value
@@ -137,3 +141,68 @@ def test_traced_options():
   p, t = jnp.array([0.5, 3.0]), jnp.zeros(2)
   for delta, expected in ((1.0, [0.125, 2.5]), (2.0, [0.125, 4.0])):
     np.testing.assert_allclose(jax.jit(mirror.huber_loss)(p, t, delta=delta), expected, rtol=1e-6)
+
+
+def test_optax_tests_bind_the_mirror():
+  bound = {
+    (module, name)
+    for module, name in _BOUND
+    if all(getattr(module, name).__dict__[f] is getattr(mirror, f) for f in vars(getattr(module, name)) if f[0] != "_")
+  }
+  assert len(bound) == len(_BOUND) >= len(LOSS_MODULES)
+
+
+# jaxloss's conventions where the mirror deliberately differs from optax (optax's tests do not cover these points).
+
+
+def test_hinge_gradients_are_zero_at_the_kink():
+  one = jnp.array(1.0)
+  assert jax.grad(mirror.hinge_loss)(one, one) == 0  # optax: -0.5 (jnp.maximum splits the tie)
+  assert jax.grad(optax.losses.hinge_loss)(one, one) == -0.5
+  assert jax.jvp(lambda s: mirror.hinge_loss(s, one), (one,), (one,))[1] == 0
+  assert jax.grad(mirror.perceptron_loss)(jnp.array(0.0), one) == 0
+  a, p, n = jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]]), jnp.array([[0.0, 1.0]])  # d(a, p) = d(a, n): on the hinge
+  grad = jax.grad(lambda a: mirror.triplet_margin_loss(a, p, n, margin=0.0).sum())(a)
+  np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_ties_share_the_gradient():
+  scores = jnp.array([2.0, 2.0, 0.0])
+  np.testing.assert_allclose(jax.grad(mirror.multiclass_perceptron_loss)(scores, jnp.array(2)), [0.5, 0.5, -1.0])
+
+
+def test_edges_are_finite():
+  logits, labels = jnp.array([0.0, -jnp.inf, 1.0]), jnp.array([0.5, 0.0, 0.5])
+  for loss in (mirror.softmax_cross_entropy, mirror.safe_softmax_cross_entropy, mirror.poly_loss_cross_entropy):
+    value, grad = jax.value_and_grad(loss)(logits, labels)
+    assert np.isfinite(value) and np.all(np.isfinite(grad)) and grad[1] == 0
+  assert np.isnan(optax.losses.softmax_cross_entropy(logits, labels))  # optax: 0 * -inf
+  log_p, targets = jnp.array([-jnp.inf, 0.0]), jnp.array([0.0, 1.0])
+  value, grad = jax.value_and_grad(mirror.kl_divergence)(log_p, targets)
+  assert value == 0 and np.all(np.isfinite(grad))
+  zero, other = jnp.zeros(3), jnp.array([1.0, 2.0, 3.0])
+  np.testing.assert_array_equal(jax.grad(mirror.cosine_similarity)(zero, other), 0.0)  # optax: NaN
+  assert np.all(np.isnan(jax.grad(optax.losses.cosine_similarity)(zero, other)))
+
+
+def test_ctc_without_an_alignment_is_inf_with_zero_gradient():
+  logits, labels = jnp.zeros((1, 1, 3)), jnp.array([[1, 2]])  # two labels cannot fit in one step
+  paddings = jnp.zeros((1, 1)), jnp.zeros((1, 2))
+  value, grad = jax.value_and_grad(lambda x: mirror.ctc_loss(x, paddings[0], labels, paddings[1]).sum())(logits)
+  assert value == jnp.inf  # optax: about -2 * log_epsilon
+  np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_mirror_is_strict_promotion_clean():
+  x, y = jnp.array([[0.5, -1.0, 2.0]]), jnp.array([[0.0, 1.0, 0.0]])
+  with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
+    mirror.huber_loss(x, y, delta=0.5)
+    mirror.cosine_distance(x, y)
+    mirror.softmax_cross_entropy(x, y)
+    mirror.softmax_cross_entropy_with_integer_labels(x, jnp.array([1]))
+    mirror.poly_loss_cross_entropy(x, y, epsilon=1.0)
+    mirror.sigmoid_focal_loss(x, y, alpha=0.25)
+    mirror.kl_divergence(jax.nn.log_softmax(x), jax.nn.softmax(y))
+    mirror.triplet_margin_loss(x, y, 2 * x)
+    mirror.ranking_softmax_loss(x, y)
+    mirror.smooth_labels(y, 0.1)
