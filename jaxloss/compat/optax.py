@@ -29,6 +29,7 @@ every jaxloss loss.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import warnings
@@ -584,25 +585,32 @@ def dice_loss(
         f"{fn}: with apply_softmax=False, `predictions` must be valid probability distributions that sum to 1 along"
         f" the class axis. Found sum range: [{jnp.min(sums):.6f}, {jnp.max(sums):.6f}]"
       )
-  else:
+  axes = tuple(range(1, p.ndim - 1)) if axis is None else _axes(axis, p.ndim)
+  if class_weights is not None:
+    class_weights = jnp.asarray(class_weights)
+    if class_weights.ndim != 1:
+      raise ValueError(f"{fn}: `class_weights` must have rank 1, got shape {class_weights.shape}.")
+  if reduction not in ("mean", "sum", "none"):
+    raise ValueError(f"Unsupported reduction: {reduction}")
+  return _dice(p, t, class_weights, smooth, alpha, beta, apply_softmax, reduction, ignore_background, axes)
+
+
+@functools.partial(jax.jit, static_argnames=("apply_softmax", "reduction", "ignore_background", "axes"))
+def _dice(p, t, class_weights, smooth, alpha, beta, apply_softmax, reduction, ignore_background, axes):
+  """:func:`dice_loss` after validation, compiled once per shape (optax's tests call it eagerly on large images)."""
+  if apply_softmax:
     p = jax.nn.sigmoid(p) if p.shape[-1] == 1 else jax.nn.softmax(p, axis=-1)
-  axes = tuple(range(1, p.ndim - 1)) if axis is None else axis
   overlap = jnp.sum(p * t, axis=axes)
   false_positive, false_negative = jnp.sum(p * (1 - t), axis=axes), jnp.sum((1 - p) * t, axis=axes)
   smooth, alpha, beta = (jnp.asarray(v).astype(p.dtype) for v in (smooth, alpha, beta))
   denominator = overlap + alpha * false_positive + beta * false_negative + smooth
   loss = segmentation._one_minus_ratio(overlap + smooth, denominator)
   if class_weights is not None:
-    class_weights = jnp.asarray(class_weights)
-    if class_weights.ndim != 1:
-      raise ValueError(f"{fn}: `class_weights` must have rank 1, got shape {class_weights.shape}.")
     loss = loss * _like(loss, class_weights)
   if ignore_background and p.shape[-1] > 1:
     loss = loss[..., 1:]
   if reduction == "none":
     return loss
-  if reduction not in ("mean", "sum"):
-    raise ValueError(f"Unsupported reduction: {reduction}")
   return jnp.mean(loss, axis=-1) if reduction == "mean" else jnp.sum(loss, axis=-1)
 
 
