@@ -124,7 +124,9 @@ def test_names_match_optax():
   defined = {
     name
     for name, value in vars(mirror).items()
-    if not name.startswith("_") and inspect.isfunction(value) and value.__module__ == mirror.__name__
+    if not name.startswith("_")
+    and inspect.isfunction(inspect.unwrap(value))
+    and inspect.unwrap(value).__module__ == mirror.__name__
   }
   assert defined == OPTAX_NAMES
 

@@ -84,6 +84,11 @@ _NAME = "jaxloss.compat.optax."
 # Helpers -----------------------------------------------------------------------------------------
 
 
+def _jit(*static: str):
+  """``jax.jit`` with the named non-array options static (array options such as ``delta`` stay traced)."""
+  return functools.partial(jax.jit, static_argnames=static)
+
+
 def _float(fn: str, name: str, x, *others) -> jax.Array:
   """``x`` as a floating array in jaxloss's compute dtype (float32 at least)."""
   x = _checks.floating(_NAME + fn, name, x)
@@ -166,6 +171,7 @@ def _deprecated(name: str, replacement: str) -> None:
 # Regression --------------------------------------------------------------------------------------
 
 
+@_jit()
 def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
   """``(predictions - targets) ** 2`` elementwise (``targets`` default to 0): ``jl.mse`` per element.
 
@@ -176,22 +182,26 @@ def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> j
   return jl.mse(p, t, reduction="none")
 
 
+@_jit()
 def l2_loss(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
   """``0.5 * squared_error(predictions, targets)``."""
   return 0.5 * squared_error(predictions, targets)
 
 
+@_jit()
 def huber_loss(predictions: ArrayLike, targets: ArrayLike | None = None, *, delta: ArrayLike = 1.0) -> jax.Array:
   """Huber loss elementwise (``jl.huber``); ``delta`` may be traced."""
   error = _error("huber_loss", predictions, targets)
   return regression._huber(error, jnp.asarray(delta).astype(error.dtype))
 
 
+@_jit()
 def log_cosh(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
   """``log(cosh(predictions - targets))`` elementwise (``jl.log_cosh``: accurate near 0, no overflow)."""
   return _custom.log_cosh(_error("log_cosh", predictions, targets))
 
 
+@_jit("axis")
 def cosine_similarity(
   predictions: ArrayLike,
   targets: ArrayLike,
@@ -219,6 +229,7 @@ def cosine_similarity(
   return _reduce.safe_divide(jnp.sum(a * b, axis=axes), norm(a) * norm(b))
 
 
+@_jit("axis")
 def cosine_distance(
   predictions: ArrayLike,
   targets: ArrayLike,
@@ -234,6 +245,7 @@ def cosine_distance(
 # Classification ----------------------------------------------------------------------------------
 
 
+@_jit()
 def sigmoid_binary_cross_entropy(logits, labels):
   """Elementwise sigmoid cross-entropy (``jl.binary_cross_entropy_with_logits`` per element); labels broadcast."""
   x = _float("sigmoid_binary_cross_entropy", "logits", logits)
@@ -249,11 +261,13 @@ def _signed_margin(fn: str, predictor_outputs, targets) -> jax.Array:
   return jnp.broadcast_to(s, shape) * _like(s, y, shape)
 
 
+@_jit()
 def hinge_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
   """``max(0, 1 - s y)`` (``jl.hinge`` per element), gradient 0 at the hinge (optax: -0.5 y)."""
   return jax.nn.relu(1 - _signed_margin("hinge_loss", predictor_outputs, targets))
 
 
+@_jit()
 def perceptron_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
   """``max(0, -s y)``, gradient 0 at ``s y = 0``; shapes must be equal."""
   fn = "perceptron_loss"
@@ -262,18 +276,21 @@ def perceptron_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Arr
   return jax.nn.relu(-_signed_margin(fn, s, y))
 
 
+@_jit()
 def sparsemax_loss(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Binary sparsemax loss ``sparse_plus(-x)`` for label 1, ``sparse_plus(x)`` for 0 (smooth)."""
   x = _float("sparsemax_loss", "logits", logits)
   return jax.nn.sparse_plus(jnp.where(jnp.asarray(labels).astype(bool), -x, x))
 
 
+@_jit()
 def safe_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Softmax cross-entropy over the last axis; ``0 * log 0 = 0`` for ``-inf`` logits with label 0."""
   x, q, m = _softmax_inputs("safe_softmax_cross_entropy", logits, labels, -1, None)
   return _softmax_cross_entropy(x, q, m)[0]
 
 
+@_jit("axis")
 def softmax_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
@@ -289,6 +306,7 @@ def softmax_cross_entropy(
   return _softmax_cross_entropy(x, q, m)[0]
 
 
+@_jit("axis")
 def softmax_cross_entropy_with_integer_labels(
   logits: ArrayLike,
   labels: ArrayLike,
@@ -307,11 +325,13 @@ def softmax_cross_entropy_with_integer_labels(
   return jnp.where(selected, jnp.where(selected, lse, 0) - picked, 0)
 
 
+@_jit()
 def multiclass_hinge_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """``max_c (s_c + 1 - [c = y]) - s_y``: ``jl.multiclass_hinge`` per example (ties averaged, 0 at the hinge)."""
   return jl.multiclass_hinge(scores, labels, reduction="none")
 
 
+@_jit()
 def multiclass_perceptron_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """``max_c s_c - s_y``; a tied maximum shares the gradient equally (the minimum-norm subgradient)."""
   s = _float("multiclass_perceptron_loss", "scores", scores)
@@ -319,6 +339,7 @@ def multiclass_perceptron_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Arra
   return _custom.max(s) - jnp.take_along_axis(s, y[..., None], axis=-1)[..., 0]
 
 
+@_jit("axis")
 def poly_loss_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
@@ -346,6 +367,7 @@ def _kl_terms(fn: str, log_predictions, targets, where, *, log_targets: bool) ->
   return divergence._relative_entropy_terms(log_t, lp), lp, t
 
 
+@_jit("axis")
 def kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
@@ -357,6 +379,7 @@ def kl_divergence(
   return jnp.sum(terms, axis=axis)
 
 
+@_jit("axis")
 def kl_divergence_with_log_targets(
   log_predictions: ArrayLike,
   log_targets: ArrayLike,
@@ -368,6 +391,7 @@ def kl_divergence_with_log_targets(
   return jnp.sum(terms, axis=axis)
 
 
+@_jit("axis")
 def generalized_kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
@@ -406,6 +430,7 @@ def _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id):
   return x, y.astype(jnp.int32), logit_lengths, label_lengths
 
 
+@_jit("blank_id")
 def ctc_loss_with_forward_probs(
   logits: ArrayLike,
   logit_paddings: ArrayLike,
@@ -430,6 +455,7 @@ def ctc_loss_with_forward_probs(
   return loss, blank.at[-1].set(last), label
 
 
+@_jit("blank_id")
 def ctc_loss(
   logits: ArrayLike,
   logit_paddings: ArrayLike,
@@ -445,6 +471,7 @@ def ctc_loss(
   return jl.ctc(x, y, logit_lengths=logit_lengths, label_lengths=label_lengths, blank=blank_id, reduction="none")
 
 
+@_jit()
 def sigmoid_focal_loss(
   logits: ArrayLike,
   labels: ArrayLike,
@@ -465,6 +492,7 @@ def sigmoid_focal_loss(
   return (alpha * t + (1 - alpha) * (1 - t)) * loss
 
 
+@_jit()
 def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Multiclass sparsemax loss ``<p, s> - s_y + (1 - |p|^2) / 2`` with ``p = sparsemax(s)``; gradient ``p - e_y``."""
   s = _float("multiclass_sparsemax_loss", "scores", scores)
@@ -477,6 +505,7 @@ def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array
 # Self-supervised ---------------------------------------------------------------------------------
 
 
+@_jit()
 def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: ArrayLike = 0.07) -> jax.Array:
   """NT-Xent averaged over positive pairs (a scalar): ``jl.ntxent`` weighted by each anchor's positives."""
   fn = "ntxent"
@@ -491,6 +520,7 @@ def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: ArrayLike = 0.
   return _reduce.safe_divide(jnp.sum(loss * count), jnp.sum(count))
 
 
+@_jit("axis")
 def triplet_margin_loss(
   anchors: ArrayLike,
   positives: ArrayLike,
@@ -520,6 +550,7 @@ def triplet_margin_loss(
 # Ranking -----------------------------------------------------------------------------------------
 
 
+@_jit("reduce_fn")
 def ranking_softmax_loss(
   logits: ArrayLike,
   labels: ArrayLike,
@@ -657,6 +688,7 @@ def binary_dice_loss(
 # Smoothing and Fenchel-Young ---------------------------------------------------------------------
 
 
+@_jit("axis")
 def smooth_labels(
   labels: ArrayLike,
   alpha: ArrayLike,
