@@ -631,11 +631,8 @@ def _dice(p, t, class_weights, smooth, alpha, beta, apply_softmax, reduction, ig
   """:func:`dice_loss` after validation, compiled once per shape (optax's tests call it eagerly on large images)."""
   if apply_softmax:
     p = jax.nn.sigmoid(p) if p.shape[-1] == 1 else jax.nn.softmax(p, axis=-1)
-  overlap = jnp.sum(p * t, axis=axes)
-  false_positive, false_negative = jnp.sum(p * (1 - t), axis=axes), jnp.sum((1 - p) * t, axis=axes)
   smooth, alpha, beta = (jnp.asarray(v).astype(p.dtype) for v in (smooth, alpha, beta))
-  denominator = overlap + alpha * false_positive + beta * false_negative + smooth
-  loss = segmentation._one_minus_ratio(overlap + smooth, denominator)
+  loss = segmentation._tversky(p, t, axes, alpha, beta, smooth)
   if class_weights is not None:
     loss = loss * _like(loss, class_weights)
   if ignore_background and p.shape[-1] > 1:
