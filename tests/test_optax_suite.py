@@ -22,6 +22,7 @@ behaviour there, next to optax's.
 
 from __future__ import annotations
 
+import doctest
 import importlib.util
 import inspect
 import pathlib
@@ -151,6 +152,11 @@ def test_signature_matches_optax(name):
   assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
     (p.name, p.kind, p.default) for p in theirs.parameters.values()
   ]
+
+
+def test_mirror_doctest():
+  results = doctest.testmod(mirror, optionflags=doctest.NORMALIZE_WHITESPACE)
+  assert results.attempted > 0 and results.failed == 0
 
 
 def test_traced_options():

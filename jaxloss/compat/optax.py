@@ -24,7 +24,18 @@ The values are optax's; the gradients and edges are jaxloss's:
   p-norm for every degree; optax's value differs for odd degrees).
 
 Inputs are computed in float32 at least (half precision is promoted), as in
-every jaxloss loss.
+every jaxloss loss. Each function is ``jax.jit``-compiled with its non-array
+options (``axis``, ``blank_id``, ``reduce_fn``) static. optax's own loss tests
+run against this module in ``tests/test_optax_suite.py``.
+
+Example:
+  >>> import jax
+  >>> import jax.numpy as jnp
+  >>> from jaxloss.compat import optax as losses
+  >>> print(losses.huber_loss(jnp.array([0.5, 3.0]), delta=1.0))
+  [0.125 2.5  ]
+  >>> print(jax.grad(losses.hinge_loss)(jnp.array(1.0), jnp.array(1.0)) == 0)  # optax: -0.5
+  True
 """
 
 from __future__ import annotations
