@@ -184,6 +184,11 @@ def _sigmoid_cross_entropy(x: jax.Array, t: jax.Array, pos_weight: jax.Array | N
   return positive + (1 - t) * jax.nn.softplus(x)
 
 
+def _log_one_minus_pt(x: jax.Array, t: jax.Array) -> jax.Array:
+  """``log(1 - p_t)`` of sigmoid(x) against targets t: ``1 - p_t = t (1 - p) + (1 - t) p``, in log space."""
+  return jnp.logaddexp(_custom.safe_log(t) + jax.nn.log_sigmoid(-x), _custom.safe_log(1 - t) + jax.nn.log_sigmoid(x))
+
+
 def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
   """torch's per-example cross-entropy with class indices, and the class weight of each target.
 
@@ -534,11 +539,7 @@ def sigmoid_focal(
   _checks.debug_probabilities(fn, targets=t)
   loss = _sigmoid_cross_entropy(x, t)
   if gamma:
-    # 1 - p_t = t (1 - p) + (1 - t) p, in log space.
-    log_one_minus_pt = jnp.logaddexp(
-      _custom.safe_log(t) + jax.nn.log_sigmoid(-x), _custom.safe_log(1 - t) + jax.nn.log_sigmoid(x)
-    )
-    loss = loss * jnp.exp(gamma * log_one_minus_pt)
+    loss = loss * jnp.exp(gamma * _log_one_minus_pt(x, t))
   if alpha >= 0:
     loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)

@@ -394,6 +394,12 @@ def ntxent(
     )
   (x, mask) = _embeddings(fn, where, ("embeddings", x))
   valid = jnp.ones(y.shape, bool) if mask is None else mask
+  loss, count = _ntxent_per_anchor(x, y, valid, temperature)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=valid & (count > 0))
+
+
+def _ntxent_per_anchor(x: jax.Array, y: jax.Array, valid: jax.Array, temperature) -> tuple[jax.Array, jax.Array]:
+  """NT-Xent per anchor of ``x`` ``[..., B, D]`` and its number of positives; ``temperature`` may be traced."""
   unit = x / optax.safe_norm(x, jnp.finfo(x.dtype).eps, axis=-1, keepdims=True)
   similarity = jnp.einsum("...id,...jd->...ij", unit, unit) / temperature
   both_valid = valid[..., :, None] & valid[..., None, :]
@@ -404,5 +410,4 @@ def ntxent(
   negatives = _custom.logsumexp(similarity, negative, axis=-1)
   pair_loss = jax.nn.softplus(negatives[..., None] - similarity)  # -log(e^s / (e^s + sum_k e^s_k))
   count = jnp.sum(positive, axis=-1).astype(x.dtype)
-  loss = _reduce.safe_divide(jnp.sum(jnp.where(positive, pair_loss, 0), axis=-1), count)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=valid & (count > 0))
+  return _reduce.safe_divide(jnp.sum(jnp.where(positive, pair_loss, 0), axis=-1), count), count

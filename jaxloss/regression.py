@@ -236,10 +236,13 @@ def huber(
   delta = _checks.static_number(fn, "delta", delta)
   _checks.option(fn, "delta", delta, delta > 0, "a positive number")
   p, t, mask = _pair(fn, predictions, targets, where)
-  error = p - t
+  return _reduce.reduce(fn, _huber(p - t, delta), reduction=reduction, weights=weights, where=mask)
+
+
+def _huber(error: jax.Array, delta) -> jax.Array:
+  """Huber of ``error`` elementwise; ``delta`` may be traced."""
   size = _custom.abs(error)
-  loss = jnp.where(size < delta, 0.5 * error * error, delta * (size - 0.5 * delta))
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return jnp.where(size < delta, 0.5 * error * error, delta * (size - 0.5 * delta))
 
 
 @_loss("beta")

@@ -169,8 +169,13 @@ def tversky(
   _checks.option(fn, "beta", beta, beta >= 0, "a non-negative number")
   smooth = _check_smooth(fn, smooth)
   p, t, axes, mask = _inputs(fn, probs, targets, axis, where)
+  loss = _tversky(p, t, axes, alpha, beta, smooth)
+  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+
+
+def _tversky(p: jax.Array, t: jax.Array, axes, alpha, beta, smooth) -> jax.Array:
+  """The Tversky loss over ``axes``; ``alpha``, ``beta`` and ``smooth`` may be traced."""
   overlap = jnp.sum(p * t, axis=axes)
   false_positive, false_negative = jnp.sum(p * (1 - t), axis=axes), jnp.sum((1 - p) * t, axis=axes)
   denominator = overlap + alpha * false_positive + beta * false_negative + smooth
-  loss = _one_minus_ratio(overlap + smooth, denominator)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _one_minus_ratio(overlap + smooth, denominator)

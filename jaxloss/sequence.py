@@ -154,6 +154,20 @@ def _log_likelihood_jvp(primals, tangents):
   return log_likelihood, tangent
 
 
+def _lattice(x: jax.Array, y: jax.Array, blank: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The lattice's time-major log-probabilities ``lp_blank`` ``[T, B]``, ``lp_labels`` ``[T, B, N]`` and ``skip``.
+
+  ``x`` is ``[B, T, K]`` logits and ``y`` ``[B, N]`` labels in range. The
+  log-probabilities the lattice emits are gathered (no one-hot).
+  """
+  normaliser = jax.nn.logsumexp(x, axis=-1)
+  lp_blank = (x[..., blank] - normaliser).T
+  gathered = jnp.take_along_axis(x, y[:, None, :], axis=-1, mode="promise_in_bounds")
+  lp_labels = jnp.transpose(gathered - normaliser[..., None], (1, 0, 2))
+  skip = _prepend(y[:, 1:] != y[:, :-1], False)[:, : y.shape[-1]]  # [:, :N] keeps N = 0 empty
+  return lp_blank, lp_labels, skip
+
+
 @_reduce.jit("blank", "zero_infinity")
 def ctc(
   logits: ArrayLike,
@@ -269,13 +283,7 @@ def ctc(
   label_lengths = jnp.clip(label_lengths, 0, n)
   y = jnp.clip(y, 0, classes - 1)
 
-  # Gather the log-probabilities the lattice emits (no one-hot), time-major.
-  normaliser = jax.nn.logsumexp(x, axis=-1)
-  lp_blank = (x[..., blank] - normaliser).T
-  gathered = jnp.take_along_axis(x, y[:, None, :], axis=-1, mode="promise_in_bounds")
-  lp_labels = jnp.transpose(gathered - normaliser[..., None], (1, 0, 2))
-  skip = _prepend(y[:, 1:] != y[:, :-1], False)[:, :n]  # [:, :n] keeps N = 0 empty
-  nll = -_log_likelihood(lp_blank, lp_labels, skip, logit_lengths, label_lengths)
+  nll = -_log_likelihood(*_lattice(x, y, blank), logit_lengths, label_lengths)
   if zero_infinity:
     nll = jnp.where(nll < jnp.inf, nll, 0)
   return _reduce.reduce(fn, nll.reshape(batch), reduction=reduction, weights=weights, where=mask)
