@@ -77,8 +77,7 @@ CASES = [
   _rowwise(
     "cross_entropy",
     jl.cross_entropy,
-    # (4096, 32768): issue 3's acceptance figure; (64, 32000) bf16 is its precision case's shape.
-    sizes=((64, 32000), (1024, 1024), (1024, 8192), (4096, 32768)),
+    sizes=((1024, 8192), (4096, 32768)),  # (4096, 32768): issue 3's acceptance figure
     jnp=in_float32(lambda x, y: jnp.mean(_neg_log_softmax_of_label(x, y))),
     optax=lambda x, y: jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(x, y)),
     torch=_torch_cross_entropy,
@@ -89,6 +88,7 @@ CASES = [
     "cross_entropy-smoothing",
     lambda x, y: jl.cross_entropy(x, y, label_smoothing=0.1),
     sizes=((1024, 8192),),
+    dtypes=("float32",),
     jnp=in_float32(
       lambda x, y: jnp.mean(
         0.9 * _neg_log_softmax_of_label(x, y) + 0.1 * jnp.mean(-jax.nn.log_softmax(x, axis=-1), axis=-1)
@@ -99,7 +99,8 @@ CASES = [
   _rowwise(
     "poly_cross_entropy",
     jl.poly_cross_entropy,
-    sizes=((1024, 1024), (1024, 8192)),
+    sizes=((1024, 8192),),
+    dtypes=("float32",),
     jnp=in_float32(lambda x, y: _poly(x, y, 1.0)),
     # optax takes probability labels only: the one-hot is part of calling it.
     optax=lambda x, y: jnp.mean(optax.losses.poly_loss_cross_entropy(x, jax.nn.one_hot(y, x.shape[-1]), epsilon=1.0)),
@@ -107,7 +108,8 @@ CASES = [
   _rowwise(
     "multiclass_hinge",
     jl.multiclass_hinge,
-    sizes=((1024, 1024), (1024, 8192)),
+    sizes=((1024, 8192),),
+    dtypes=("float32",),
     jnp=in_float32(_crammer_singer),
     optax=lambda s, y: jnp.mean(optax.losses.multiclass_hinge_loss(s, y)),
     quick_sizes=((1024, 1024),),
@@ -125,7 +127,8 @@ CASES = [
     "sigmoid_focal",
     jl.sigmoid_focal,
     _logits_targets,
-    sizes=(10**4, 10**6, 10**7),
+    sizes=(10**6, 10**7),
+    dtypes=("float32",),
     jnp=in_float32(lambda x, t: _sigmoid_focal(x, t, 0.25, 2.0)),
     optax=lambda x, t: jnp.mean(optax.losses.sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0)),
     quick_sizes=(),
@@ -134,7 +137,8 @@ CASES = [
     "hinge",
     jl.hinge,
     _scores_signs,
-    sizes=(10**4, 10**6, 10**7),
+    sizes=(10**6, 10**7),
+    dtypes=("float32",),
     jnp=in_float32(lambda s, y: jnp.mean(jax.nn.relu(1 - y * s))),
     optax=lambda s, y: jnp.mean(optax.losses.hinge_loss(s, y)),
     quick_sizes=(),
