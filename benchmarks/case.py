@@ -28,12 +28,14 @@ compile-time constants, as in user code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pkgutil
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 MODES = ("forward", "value_and_grad")
@@ -148,6 +150,16 @@ def torch_functional():
   import torch.nn.functional
 
   return torch.nn.functional
+
+
+def in_float32(fn: Callable[..., Any]) -> Callable[..., Any]:
+  """``fn`` with half-precision inputs cast to float32 first: a jnp peer computing as jaxloss does."""
+
+  @functools.wraps(fn)
+  def wrapped(*arrays):
+    return fn(*(a.astype(np.float32) if a.dtype in (jnp.bfloat16, jnp.float16) else a for a in arrays))
+
+  return wrapped
 
 
 def all_cases() -> list[Case]:

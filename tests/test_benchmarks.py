@@ -37,7 +37,9 @@ def _loss_function(case):
 
 
 def test_every_regression_loss_has_a_case():
-  regression_losses = {name for name in jl.__all__ if getattr(jl, name).__module__ == regression.__name__}
+  # `getattr(..., None)`: jl.__all__ also exports modules (jl.train), which have no __module__.
+  exported = {name: getattr(jl, name) for name in jl.__all__}
+  regression_losses = {name for name, f in exported.items() if getattr(f, "__module__", None) == regression.__name__}
   covered = {_loss_function(c).__name__ for c in CASES if c.family == "regression"}
   assert regression_losses == covered
 
@@ -82,7 +84,7 @@ def test_variant_ids_and_filter():
   ]
   full = run.select(CASES, mode="full", pattern=None)
   assert len({v.id for v in full}) == len(full)
-  assert max(v.size for v in full) == 10**8
+  assert max(v.size for v in full if isinstance(v.size, int)) == 10**8
   assert {v.dtype for v in full} == {"float32", "bfloat16"} and {v.mode for v in full} == set(case_api.MODES)
 
 
