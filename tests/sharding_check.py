@@ -8,13 +8,14 @@ otherwise.
 
 * Data parallel: every row of ``DATA_PARALLEL`` (a loss and a maker of its inputs;
   one loss or more of every family: regression, fused, classification with class
-  weights and ``ignore_index``, embedding, ranking, CTC, divergence) runs ``jit(value_and_grad(loss))`` on inputs sharded over the batch with a
+  weights and ``ignore_index``, embedding, ranking, CTC, divergence) runs
+  ``jit(value_and_grad(loss))`` on inputs sharded over the batch with a
   ``NamedSharding``, on a mesh with explicit axes (shardings in the types, the
   default of ``jax.make_mesh``) and on one with auto axes (XLA propagates them);
-  value and gradients must equal the single-device result. The
-  masks give the shards very different numbers of kept examples (one shard keeps
-  none), so a mean of per-shard means would differ from the global mean; the
-  check asserts that it does, so it cannot pass by accident.
+  value and gradients must equal the single-device result. The masks give the
+  shards very different numbers of kept examples (one shard keeps none), so a
+  mean of per-shard means would differ from the global mean; the check asserts
+  that it does, so it cannot pass by accident.
 * Vocabulary parallel: ``linear_cross_entropy`` inside ``jax.shard_map`` with the
   weight and bias sharded over the vocabulary on a ``model`` mesh axis
   (``axis_name="model"``) and tokens over ``data``, equal to the unsharded loss
