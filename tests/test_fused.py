@@ -182,7 +182,7 @@ def _buffer_shapes(hlo_text):
 
 
 def test_compiled_value_and_grad_holds_no_tokens_by_vocab_buffer():
-  tokens, d, vocab, chunk = 2048, 16, 16384, 512
+  tokens, d, vocab, chunk = 2048, 16, 16384, 64  # mean: blocks of 64 tokens against the whole vocabulary
   logits_bytes = tokens * vocab * 4  # 128 MiB, against 1.2 MiB of inputs
 
   def loss(hidden, weight, bias, labels):
