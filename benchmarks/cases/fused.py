@@ -1,8 +1,8 @@
 """Benchmark cases of the fused losses (``jaxloss/fused.py``).
 
-``linear_cross_entropy`` is compute-bound (three matrix products of the naive
-path, four of the streaming one: the logits are recomputed in the backward
-pass), so the case reports GFLOP/s of the naive path's work. Its figures are
+``linear_cross_entropy`` is compute-bound (three matrix products for
+``value_and_grad``, in jaxloss's mean as in the naive path), so the case reports
+GFLOP/s of the naive path's work. Its figures are
 the temp-memory and time ratios against the naive path, which is the ``jnp``
 peer here: the ``[tokens, vocab]`` logits, then :func:`jaxloss.cross_entropy`.
 optax has no fused loss: its peer is the same naive path through
