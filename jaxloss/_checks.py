@@ -130,11 +130,21 @@ def debug_no_nan(fn: str, **arrays: jax.Array) -> None:
       debug_check(~jnp.any(jnp.isnan(x)), f"{fn}: `{name}` contains NaN.")
 
 
+def _first_failing(values: jax.Array, ok: jax.Array) -> jax.Array:
+  """The first entry of ``values`` where ``ok`` is False (the first entry if none).
+
+  Selected by a reduction, not by indexing: a dynamic index into a batch-sharded
+  array fails under explicit sharding.
+  """
+  values, ok = jnp.ravel(values), jnp.ravel(jnp.broadcast_to(ok, values.shape))
+  first = jnp.argmin(ok)
+  return jnp.sum(jnp.where(jnp.arange(values.size) == first, values, jnp.zeros((), values.dtype)))
+
+
 def debug_values(fn: str, name: str, x: jax.Array, ok: jax.Array, expected: str) -> None:
   """Runtime check that every entry of ``x`` is ``ok``; the message shows the first one that is not."""
   if x.size:
-    first_bad = jnp.ravel(x)[jnp.argmax(~jnp.ravel(ok))]
-    debug_check(jnp.all(ok), f"{fn}: `{name}` must be {expected}, found {{}}.", first_bad)
+    debug_check(jnp.all(ok), f"{fn}: `{name}` must be {expected}, found {{}}.", _first_failing(x, ok))
 
 
 def debug_probabilities(fn: str, **arrays: jax.Array) -> None:
@@ -146,4 +156,4 @@ def debug_probabilities(fn: str, **arrays: jax.Array) -> None:
 def debug_all(ok: jax.Array, message: str, values: jax.Array) -> None:
   """Runtime check that ``ok`` holds everywhere; the message's ``{}`` shows the first of ``values`` where it fails."""
   if ok.size:  # an empty array satisfies every check
-    debug_check(jnp.all(ok), message, jnp.ravel(values)[jnp.argmin(jnp.ravel(ok))])
+    debug_check(jnp.all(ok), message, _first_failing(values, ok))

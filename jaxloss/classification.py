@@ -127,6 +127,11 @@ def _pick(x: jax.Array, index: jax.Array) -> jax.Array:
   return jnp.take_along_axis(x, index[..., None], axis=-1, mode="promise_in_bounds")[..., 0]
 
 
+def _class_weight_of(class_weights: jax.Array, index: jax.Array) -> jax.Array:
+  """``class_weights[index]``, sharded like ``index`` (a batch-sharded gather needs its output sharding named)."""
+  return class_weights.at[index].get(mode="promise_in_bounds", out_sharding=jax.typeof(index).sharding)
+
+
 def _one_hot(index: jax.Array, num_classes: int) -> jax.Array:
   """Boolean ``[..., C]``: True at each example's class."""
   return jax.lax.broadcasted_iota(index.dtype, (*index.shape, num_classes), index.ndim) == index[..., None]
@@ -198,7 +203,7 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
   loss = lse - _pick(x, labels.index)
   target_weights = None
   if class_weights is not None:
-    target_weights = class_weights[labels.index]
+    target_weights = _class_weight_of(class_weights, labels.index)
     loss = target_weights * loss
   if label_smoothing:
     num_classes = x.shape[-1]
@@ -302,7 +307,7 @@ def nll(
   loss = -_pick(x, labels.index)
   target_weights = None
   if class_weights is not None:
-    target_weights = class_weights[labels.index]
+    target_weights = _class_weight_of(class_weights, labels.index)
     loss = target_weights * loss
   loss = jnp.where(labels.in_range, loss, jnp.nan)
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
@@ -806,7 +811,7 @@ def multi_margin(
   loss = jnp.sum(terms, axis=-1) / num_classes
   class_weights = _class_weights(fn, "class_weights", class_weights, num_classes, s.dtype)
   if class_weights is not None:
-    loss = class_weights[labels.index] * loss
+    loss = _class_weight_of(class_weights, labels.index) * loss
   loss = jnp.where(labels.in_range, loss, jnp.nan)
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
 

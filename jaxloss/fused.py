@@ -2,11 +2,15 @@
 
 :func:`linear_cross_entropy` is the cross-entropy of a linear layer's logits,
 ``cross_entropy(hidden @ weight.T + bias, labels)``, computed without ever holding
-the ``[tokens, vocab]`` logits (or their gradient) in memory: it streams over
-vocabulary chunks with an online log-sum-exp, keeps three numbers per token, and
-recomputes each logit block in the backward pass (the idea of Cut
-Cross-Entropy, Wijmans et al., 2024, and of Liger Kernel's fused linear
-cross-entropy). The feature axis is the last axis of ``hidden``; leading
+the ``[tokens, vocab]`` logits (or their gradient) in memory. A mean or a sum
+streams over blocks of tokens, each against the whole vocabulary, and forms the
+gradients while a block's logits exist (as Liger Kernel's fused linear
+cross-entropy and torch's chunked ``linear_cross_entropy`` do): three matrix
+products, as many as the naive path. Per-token losses, a vocabulary sharded over
+devices and tokens sharded in the types stream over vocabulary blocks with an
+online log-sum-exp instead, keep three numbers per token and recompute each
+logit block in the backward pass (Cut Cross-Entropy, Wijmans et al., 2024).
+The feature axis is the last axis of ``hidden``; leading
 dimensions are batch.
 """
 
@@ -117,6 +121,98 @@ def _stats_bwd(chunk, residuals, cotangents):
 _logit_stats.defvjp(_stats, _stats_bwd)
 
 
+def _token_pass(hidden, weight, bias, labels, coefficients, smoothing, z_loss, grads):
+  """``sum_i c_i loss_i`` over token blocks ``hidden[:, k]`` (``[rows, blocks, D]``), each against the whole vocabulary.
+
+  With ``grads``, also the gradients of that sum with respect to ``hidden``,
+  ``weight``, ``bias`` and the coefficients (``loss_i``), formed from each
+  block's logits while they exist: three matrix products in all, against four
+  for a forward pass that keeps only per-token statistics and a backward pass
+  that recomputes the logits.
+  """
+  dtype = _checks.compute_dtype(hidden, weight, bias)
+  vocab = weight.shape[0]
+
+  def body(k, carry):
+    h = lax.dynamic_index_in_dim(hidden, k, axis=1, keepdims=False)
+    y = lax.dynamic_index_in_dim(labels, k, axis=1, keepdims=False)
+    c = lax.dynamic_index_in_dim(coefficients, k, axis=1, keepdims=False)
+    z = _logits(h, weight, bias, 0, vocab, dtype)
+    top = jnp.max(z, axis=1)
+    exp = jnp.exp(z - top[:, None])
+    normaliser = jnp.sum(exp, axis=1)
+    lse = top + jnp.log(normaliser)
+    is_target = _is_target(y, 0, vocab)
+    per_token = lse - (1 - smoothing) * jnp.sum(jnp.where(is_target, z, 0), axis=1)
+    if smoothing:
+      per_token = per_token - (smoothing / vocab) * jnp.sum(z, axis=1)
+    if z_loss:
+      per_token = per_token + z_loss * jnp.square(lse)
+    total = carry[0] + jnp.sum(c * per_token)
+    if not grads:
+      return (total,)
+    _, d_hidden, d_weight, d_bias, d_coefficients = carry
+    # d loss / d z = (1 + 2 z_loss lse) softmax(z) - (1 - eps) onehot(y) - eps / V.
+    scale = c * (1 + 2 * z_loss * lse) if z_loss else c
+    dz = (scale / normaliser)[:, None] * exp - jnp.where(is_target, ((1 - smoothing) * c)[:, None], 0)
+    if smoothing:
+      dz = dz - ((smoothing / vocab) * c)[:, None]
+    dz_in = dz.astype(hidden.dtype)
+    d_h = jnp.matmul(dz_in, weight, preferred_element_type=dtype)
+    d_hidden = lax.dynamic_update_index_in_dim(d_hidden, d_h, k, axis=1)
+    # Contracts the token axis: under explicit sharding, say the result is sharded as the weight.
+    d_weight = d_weight + jnp.matmul(dz_in.T, h, preferred_element_type=dtype, out_sharding=jax.typeof(weight).sharding)
+    if bias is not None:
+      d_bias = d_bias + jnp.sum(dz, axis=0)
+    d_coefficients = lax.dynamic_update_index_in_dim(d_coefficients, per_token, k, axis=1)
+    return total, d_hidden, d_weight, d_bias, d_coefficients
+
+  init = (jnp.zeros((), dtype),)
+  if grads:
+    zeros = lambda x: None if x is None else jnp.zeros(x.shape, dtype)
+    init += (zeros(hidden), zeros(weight), zeros(bias), zeros(coefficients))
+  return lax.fori_loop(0, hidden.shape[1], body, init)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _weighted_sum(hidden, weight, bias, labels, coefficients, smoothing, z_loss):
+  """``sum_i coefficients_i * loss_i``, the gradients computed in the forward pass (see :func:`_token_pass`)."""
+  return _token_pass(hidden, weight, bias, labels, coefficients, smoothing, z_loss, grads=False)[0]
+
+
+def _weighted_sum_fwd(hidden, weight, bias, labels, coefficients, smoothing, z_loss):
+  total, *gradients = _token_pass(hidden, weight, bias, labels, coefficients, smoothing, z_loss, grads=True)
+  inputs = (hidden, weight, bias, coefficients)
+  return total, tuple(None if d is None else d.astype(x.dtype) for d, x in zip(gradients, inputs, strict=True))
+
+
+def _weighted_sum_bwd(smoothing, z_loss, gradients, g):
+  d_hidden, d_weight, d_bias, d_coefficients = gradients
+  scaled = lambda d: None if d is None else (g * d.astype(g.dtype)).astype(d.dtype)
+  return scaled(d_hidden), scaled(d_weight), scaled(d_bias), None, scaled(d_coefficients)
+
+
+_weighted_sum.defvjp(_weighted_sum_fwd, _weighted_sum_bwd)
+
+
+def _token_blocks(x, blocks: int):
+  """``x [N, ...]`` as ``[rows, blocks, ...]``: block ``k`` holds tokens ``k, k + blocks, ...`` (zero-padded).
+
+  Strided, not contiguous: a batch sharded over devices stays sharded along
+  ``rows``, so every block is spread over all the devices.
+  """
+  rows = -(-x.shape[0] // blocks)
+  pad = rows * blocks - x.shape[0]
+  if pad:
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+  return x.reshape(rows, blocks, *x.shape[1:])
+
+
+def _batch_sharded(x) -> bool:
+  spec = getattr(jax.typeof(x).sharding, "spec", ())
+  return any(axis is not None for axis in spec)
+
+
 def _varying(x) -> frozenset:
   """The ``shard_map`` mesh axes ``x`` varies over (empty outside ``shard_map``)."""
   return jax.typeof(x).mat.varying
@@ -143,13 +239,17 @@ def _same_varying_axes(*arrays, axis_name=None):
   return out
 
 
-def _chunk(fn: str, chunk_size, tokens: int, vocab: int) -> int:
+def _chunk(fn: str, chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int:
+  """Tokens per block (``by_tokens``) or classes per block."""
   if chunk_size is None:
-    # About 8M logits (32 MiB in float32) per block, in multiples of 128 columns.
-    chunk_size = min(4096, max(128, (_BLOCK_ELEMENTS // max(tokens, 1)) // 128 * 128))
+    # About 8M logits (32 MiB in float32) per block.
+    if by_tokens:
+      chunk_size = max(8, _BLOCK_ELEMENTS // max(vocab, 1))
+    else:  # in multiples of 128 columns
+      chunk_size = min(4096, max(128, (_BLOCK_ELEMENTS // max(tokens, 1)) // 128 * 128))
   ok = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) and chunk_size > 0
   _checks.option(fn, "chunk_size", chunk_size, ok, "a positive int or None")
-  return int(min(chunk_size, max(vocab, 1)))
+  return int(min(chunk_size, max(tokens if by_tokens else vocab, 1)))
 
 
 _BLOCK_ELEMENTS = 8 * 2**20
@@ -185,12 +285,18 @@ def linear_cross_entropy(
 
   Equal, in value and in gradients with respect to ``hidden``, ``weight`` and
   ``bias``, to a cross-entropy of the logits ``hidden @ weight.T + bias`` with
-  the same options, but the ``[tokens, V]`` logits never exist: the forward
-  pass streams over blocks of ``chunk_size`` classes with an online
-  log-sum-exp and keeps three numbers per token; the backward pass recomputes
-  each logit block to form the gradients. Memory beyond the inputs and their
-  gradients is a few ``[tokens, chunk_size]`` blocks instead of ``[tokens, V]``;
-  the price is one more matrix product (the recomputation) than the naive path.
+  the same options, but the ``[tokens, V]`` logits never exist. For
+  ``reduction="mean"`` or ``"sum"`` it streams over blocks of ``chunk_size``
+  tokens against the whole vocabulary and forms the gradients while each
+  block's logits exist (under differentiation, the forward pass does the
+  backward's work and the backward pass scales the result): three matrix
+  products, as the naive path, and a few ``[chunk_size, V]`` blocks of memory.
+  For ``reduction="none"`` (whose per-token cotangents arrive only in the
+  backward pass), with ``axis_name``, or with tokens sharded in the types
+  (explicit mesh axes), it streams over blocks of ``chunk_size`` classes with
+  an online log-sum-exp, keeps three numbers per token and recomputes each
+  logit block in the backward pass: a few ``[tokens, chunk_size]`` blocks, at
+  the price of one more matrix product.
 
   Args:
     hidden: floating array ``[..., D]``: the features of each token (leading
@@ -205,10 +311,11 @@ def linear_cross_entropy(
     labels: integer class indices ``[...]`` in ``[0, V)`` (the shape of
       ``hidden`` without its last axis).
     bias: optional floating array ``[V]`` added to the logits.
-    chunk_size: classes per block; ``None`` (default) picks about
-      ``8M / tokens`` (1024 for 8192 tokens), a multiple of 128 between 128 and
-      4096, so a float32 block is about 32 MiB. Larger blocks use more memory
-      and are not faster on CPU; the last block may be shorter.
+    chunk_size: tokens per block (mean and sum) or classes per block (see
+      above); ``None`` (default) picks about 8M logits per block, 32 MiB in
+      float32: ``8M / V`` tokens (256 for ``V = 32768``), or ``8M / tokens``
+      classes (1024 for 8192 tokens), a multiple of 128 between 128 and 4096.
+      Larger blocks use more memory and are not faster on CPU.
     label_smoothing: ``epsilon`` in ``[0, 1]``: the target mixes the one-hot
       label with the uniform distribution over the ``V`` classes (as
       ``torch.nn.functional.cross_entropy``).
@@ -284,7 +391,11 @@ def linear_cross_entropy(
   ok = ignore_index is None or (isinstance(ignore_index, (int, np.integer)) and not isinstance(ignore_index, bool))
   _checks.option(fn, "ignore_index", ignore_index, ok, "an int or None")
   tokens = int(np.prod(y.shape))
-  chunk = _chunk(fn, chunk_size, tokens, local_vocab)
+  # Mean and sum: blocks of tokens against the whole vocabulary, gradients formed in the forward pass.
+  # reduction="none" (whose cotangents are only known in the backward pass), a vocabulary sharded over
+  # axis_name, and tokens sharded in the types: blocks of classes, logits recomputed in the backward pass.
+  by_tokens = reduction != "none" and axis_name is None and not _batch_sharded(h)
+  chunk = _chunk(fn, chunk_size, tokens, local_vocab, by_tokens)
 
   dtype = _checks.compute_dtype(h, w, b)
   if h.dtype != w.dtype:
@@ -305,6 +416,14 @@ def linear_cross_entropy(
   _checks.debug_check(~jnp.any(outside), f"{fn}: `labels` must be in [0, {vocab}), found {{}}.", offender)
   _checks.debug_no_nan(fn, hidden=h)
   flat_h, flat_y = h.reshape(tokens, h.shape[-1]), y.reshape(tokens)
+  if by_tokens:
+    # The reduction is linear in the per-token losses: its gradient is their coefficients.
+    reduced = lambda per_token: _reduce.reduce(fn, per_token, reduction=reduction, weights=weights, where=mask)
+    coefficients = jax.grad(reduced)(jnp.zeros(y.shape, dtype)).reshape(tokens)
+    blocks = -(-tokens // chunk)
+    flat_h, w, b, flat_y, coefficients = _same_varying_axes(flat_h, w, b, flat_y, coefficients)
+    laid_out = [_token_blocks(x, blocks) for x in (flat_h, flat_y, coefficients)]
+    return _weighted_sum(laid_out[0], w, b, laid_out[1], laid_out[2], smoothing, z_weight)
   if axis_name is not None:
     # This device's classes are [offset, offset + local_vocab): other labels select no column.
     flat_y = flat_y - (lax.axis_index(axis_name) * local_vocab).astype(flat_y.dtype)

@@ -6,14 +6,16 @@ subprocess, because the device count must be set before JAX initialises:
 Prints one ``OK <check>`` line per passing check and fails with an AssertionError
 otherwise.
 
-* Data parallel: every row of ``DATA_PARALLEL`` (a loss and a maker of its inputs)
-  runs ``jit(value_and_grad(loss))`` on inputs sharded over the batch with a
+* Data parallel: every row of ``DATA_PARALLEL`` (a loss and a maker of its inputs;
+  one loss or more of every family: regression, fused, classification with class
+  weights and ``ignore_index``, embedding, ranking, CTC, divergence) runs
+  ``jit(value_and_grad(loss))`` on inputs sharded over the batch with a
   ``NamedSharding``, on a mesh with explicit axes (shardings in the types, the
   default of ``jax.make_mesh``) and on one with auto axes (XLA propagates them);
-  value and gradients must equal the single-device result. The
-  masks give the shards very different numbers of kept examples (one shard keeps
-  none), so a mean of per-shard means would differ from the global mean; the
-  check asserts that it does, so it cannot pass by accident.
+  value and gradients must equal the single-device result. The masks give the
+  shards very different numbers of kept examples (one shard keeps none), so a
+  mean of per-shard means would differ from the global mean; the check asserts
+  that it does, so it cannot pass by accident.
 * Vocabulary parallel: ``linear_cross_entropy`` inside ``jax.shard_map`` with the
   weight and bias sharded over the vocabulary on a ``model`` mesh axis
   (``axis_name="model"``) and tokens over ``data``, equal to the unsharded loss
@@ -59,14 +61,25 @@ class Row:
     make: ``make(rng, batch) -> args``: positional inputs (NumPy) whose leading
       axis is the batch, except the ``replicated`` ones.
     kwargs: options passed with every call.
-    replicated: indices of positional arguments without a batch axis (a weight
-      matrix): replicated on every device instead of sharded.
+    replicated: indices of inputs without a batch axis (a weight matrix, class
+      weights): replicated on every device instead of sharded.
+    keywords: names of the last ``len(keywords)`` inputs of ``make``, passed by
+      keyword (array options such as ``class_weights`` or CTC's lengths).
+    item_axes: trailing axes ``where`` has beyond the per-example loss (1 for a
+      ranking loss, whose mask is over list items): size 1, so a whole list is masked.
   """
 
   loss: Callable[..., Any]
   make: Callable[[np.random.Generator, int], tuple]
   kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
   replicated: tuple[int, ...] = ()
+  keywords: tuple[str, ...] = ()
+  item_axes: int = 0
+
+  def __call__(self, *inputs, **options):
+    positional = len(inputs) - len(self.keywords)
+    keywords = dict(zip(self.keywords, inputs[positional:], strict=True))
+    return self.loss(*inputs[:positional], **keywords, **self.kwargs, **options)
 
 
 def _pair(rng, batch):
@@ -81,6 +94,36 @@ def _tokens(rng, batch, d=6, vocab=40):
   return rng.normal(size=(batch, d)), rng.normal(size=(vocab, d)) / np.sqrt(d), rng.integers(0, vocab, size=batch)
 
 
+IGNORE = -100
+
+
+def _classes(rng, batch, classes=5):
+  """Logits, labels with some ``IGNORE``, and class weights (replicated)."""
+  labels = np.where(rng.uniform(size=batch) < 0.2, IGNORE, rng.integers(0, classes, size=batch))
+  return rng.normal(size=(batch, classes)), labels, rng.uniform(0.5, 2.0, size=classes)
+
+
+def _triplets(rng, batch):
+  return tuple(rng.normal(size=(batch, 4)) for _ in range(3))
+
+
+def _lists(rng, batch, items=6):
+  return rng.normal(size=(batch, items)), rng.integers(0, 3, size=(batch, items)).astype(np.float64)
+
+
+def _sequences(rng, batch, steps=8, classes=5, max_labels=3):
+  """CTC logits ``[B, T, K]``, labels ``[B, N]`` (no blank) and both lengths."""
+  logits = rng.normal(size=(batch, steps, classes))
+  labels = rng.integers(1, classes, size=(batch, max_labels))
+  logit_lengths = rng.integers(max_labels + 1, steps + 1, size=batch)
+  return logits, labels, logit_lengths, rng.integers(0, max_labels + 1, size=batch)
+
+
+def _distributions(rng, batch, classes=5):
+  log_predictions = jax.nn.log_softmax(rng.normal(size=(batch, classes)))
+  return np.asarray(log_predictions), np.asarray(jax.nn.softmax(rng.normal(size=(batch, classes))))
+
+
 DATA_PARALLEL = {
   "mse": Row(jl.mse, _pair),
   "mae": Row(jl.mae, _pair),
@@ -89,6 +132,14 @@ DATA_PARALLEL = {
   "linear_cross_entropy": Row(
     jl.linear_cross_entropy, _tokens, {"chunk_size": 16, "label_smoothing": 0.1}, replicated=(1,)
   ),
+  # The mean divides by the summed class weights of the kept labels.
+  "cross_entropy": Row(
+    jl.cross_entropy, _classes, {"ignore_index": IGNORE}, replicated=(2,), keywords=("class_weights",)
+  ),
+  "triplet_margin": Row(jl.triplet_margin, _triplets, {"margin": 1.0}),
+  "softmax_ranking": Row(jl.softmax_ranking, _lists, item_axes=1),
+  "ctc": Row(jl.ctc, _sequences, keywords=("logit_lengths", "label_lengths")),
+  "kl_divergence": Row(jl.kl_divergence, _distributions),
 }
 
 
@@ -107,14 +158,14 @@ def _to_jax(a):
 def check_data_parallel(name, row, mesh, mode):
   rng = np.random.default_rng(sum(map(ord, name)))
   args = tuple(_to_jax(a) for a in row.make(rng, BATCH))
-  loss_shape = row.loss(*args, **row.kwargs, reduction="none").shape
+  loss_shape = row(*args, reduction="none").shape
   option_shape = (BATCH,) + (1,) * (len(loss_shape) - 1)
   weights = jnp.asarray(rng.uniform(0.5, 2.0, size=option_shape), jnp.float32)
-  where = jnp.asarray(_uneven_mask(BATCH).reshape(option_shape))
+  where = jnp.asarray(_uneven_mask(BATCH).reshape(option_shape + (1,) * row.item_axes))
   diff = tuple(i for i, a in enumerate(args) if jnp.issubdtype(a.dtype, jnp.floating))
 
   def loss(*a):
-    return row.loss(*a[:-2], **row.kwargs, weights=a[-2], where=a[-1])
+    return row(*a[:-2], weights=a[-2], where=a[-1])
 
   value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=diff))
   single = value_and_grad(*args, weights, where)

@@ -63,7 +63,8 @@ def test_peers_compute_the_same_loss(case):
     grads = jax.grad(case.loss, argnums=case.diff)(*args)
     peer_grads = jax.grad(case.jnp, argnums=case.diff)(*args)
     for ours, theirs in zip(grads, peer_grads, strict=True):
-      np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-9)
+      # atol scales with the gradient: a matrix product's entries can cancel to far below their terms.
+      np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-9 + 1e-6 * float(np.max(np.abs(theirs))))
 
 
 def test_inputs_depend_on_seed_case_and_size_only():
@@ -84,7 +85,7 @@ def test_variant_ids_and_filter():
   ]
   full = run.select(CASES, mode="full", pattern=None)
   assert len({v.id for v in full}) == len(full)
-  assert max(v.size for v in full if isinstance(v.size, int)) == 10**8
+  assert max(v.size for v in full if isinstance(v.size, int)) == 10**8  # a tuple size is a case's shape
   assert {v.dtype for v in full} == {"float32", "bfloat16"} and {v.mode for v in full} == set(case_api.MODES)
 
 
@@ -206,3 +207,13 @@ def test_report_rejects_a_file_that_is_not_a_result(tmp_path):
   path.write_text(json.dumps({"schema_version": 1}))
   with pytest.raises(ValueError, match="not a benchmark result file"):
     report.load([path])
+
+
+def test_peak_memory_runs_each_implementation_in_its_own_process(capsys):
+  from benchmarks import peak_memory
+
+  assert peak_memory.main(["--size", "16", "8", "40", "--calls", "1", "--only", "jaxloss", "naive"]) == 0
+  out = capsys.readouterr().out
+  assert "error" not in out
+  rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+  assert set(rows) == {"jaxloss", "naive"} and rows["naive"][3] == "1.000"
