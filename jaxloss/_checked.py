@@ -8,19 +8,24 @@ from collections.abc import Callable
 import jax
 from jax.experimental import checkify
 
+from jaxloss import _checks
+
 
 def checked(loss: Callable[..., jax.Array], *, errors=checkify.user_checks) -> Callable[..., jax.Array]:
   """Wrap a loss so that invalid values raise instead of flowing on.
 
   Every jaxloss loss states runtime checks that cost nothing in normal use
-  (they are ``checkify.debug_check`` calls, removed by XLA): NaN in an
+  (they are ``checkify.debug_check`` calls, staged into a loss only while
+  ``checked`` traces it, so ordinary calls keep JAX's fast dispatch): NaN in an
   (unmasked) input, and values outside the loss's domain, such as
   ``predictions <= -1`` for :func:`msle`, a negative ``variance`` for
   :func:`gaussian_nll`, labels out of range or probabilities outside [0, 1].
   ``checked(loss)`` runs the loss under ``jax.experimental.checkify`` and raises
   ``checkify.JaxRuntimeError`` naming the loss, the argument and the offending
-  value. Use it while debugging, outside of ``jax.jit``; inside a jitted
-  function, use ``checkify.checkify`` around that function instead.
+  value. Use it while debugging, outside of ``jax.jit``. ``loss`` may also be
+  your own function that calls jaxloss losses; pass it un-jitted (a function
+  already compiled by your own ``jax.jit`` keeps the trace it cached without
+  the checks).
 
   Args:
     loss: any jaxloss loss (or a function that calls some).
@@ -43,7 +48,11 @@ def checked(loss: Callable[..., jax.Array], *, errors=checkify.user_checks) -> C
 
   @functools.wraps(loss)
   def run(*args, **kwargs):
-    err, out = checkify.checkify(functools.partial(loss, **kwargs), errors=errors)(*args)
+    token = _checks.CHECKING.set(True)  # jaxloss losses traced from here on stage their checks
+    try:
+      err, out = checkify.checkify(functools.partial(loss, **kwargs), errors=errors)(*args)
+    finally:
+      _checks.CHECKING.reset(token)
     err.throw()
     return out
 

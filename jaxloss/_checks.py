@@ -8,6 +8,7 @@ and what arrived. Runtime (value-dependent) checks go through
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 
 import jax
@@ -118,9 +119,17 @@ def axis_tuple(fn: str, axis, ndim: int, name: str = "axis") -> tuple[int, ...]:
   return out
 
 
+# True while a loss is traced for :func:`jaxloss.checked`. Outside it the checks are
+# not staged at all: a ``checkify.debug_check`` is removed by XLA, but its effect
+# stays in the jaxpr and takes every call off JAX's fast C++ dispatch path
+# (measured: 62 us instead of 6 us per call of a small ``jl.mse``).
+CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar("jaxloss_checking", default=False)
+
+
 def debug_check(pred: jax.Array, message: str, *fmt_args) -> None:
-  """A runtime check, active only under :func:`jaxloss.checked` (else removed by XLA)."""
-  checkify.debug_check(pred, message, *fmt_args)
+  """A runtime check, staged only while :func:`jaxloss.checked` traces the loss."""
+  if CHECKING.get():
+    checkify.debug_check(pred, message, *fmt_args)
 
 
 def debug_no_nan(fn: str, **arrays: jax.Array) -> None:

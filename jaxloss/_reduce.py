@@ -28,9 +28,43 @@ from jaxloss import _checks
 REDUCTIONS = ("mean", "sum", "none")
 
 
+_CHECKS_ARG = "_jaxloss_checks"
+
+
 def jit(*static: str):
-  """``jax.jit`` for a public loss: ``reduction`` and the named (scalar) options are static."""
-  return functools.partial(jax.jit, static_argnames=("reduction", *static))
+  """``jax.jit`` for a public loss: ``reduction`` and the named (scalar) options are static.
+
+  The runtime checks are part of the compiled function only when it is traced
+  under :func:`jaxloss.checked` (a hidden static argument keeps the two
+  versions apart in the jit cache), so ordinary calls stay on JAX's fast
+  dispatch path.
+  """
+
+  def decorate(fn):
+    def traced(*args, **kwargs):  # options arrive by keyword (they are keyword-only)
+      token = _checks.CHECKING.set(kwargs.pop(_CHECKS_ARG, False))
+      try:
+        return fn(*args, **kwargs)
+      finally:
+        _checks.CHECKING.reset(token)
+
+    traced.__name__ = traced.__qualname__ = fn.__name__  # the name XLA and profilers show
+
+    jitted = jax.jit(traced, static_argnames=("reduction", *static, _CHECKS_ARG))
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+      if _checks.CHECKING.get():
+        kwargs[_CHECKS_ARG] = True
+      return jitted(*args, **kwargs)
+
+    call._cache_size = jitted._cache_size
+    call.clear_cache = jitted.clear_cache
+    call.lower = jitted.lower
+    call.trace = jitted.trace
+    return call
+
+  return decorate
 
 
 def check_reduction(fn: str, reduction: str) -> None:

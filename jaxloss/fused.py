@@ -255,10 +255,7 @@ def _chunk(fn: str, chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int
 _BLOCK_ELEMENTS = 8 * 2**20
 
 
-@functools.partial(
-  jax.jit,
-  static_argnames=("chunk_size", "label_smoothing", "ignore_index", "z_loss", "axis_name", "reduction"),
-)
+@_reduce.jit("chunk_size", "label_smoothing", "ignore_index", "z_loss", "axis_name")
 def linear_cross_entropy(
   hidden: ArrayLike,
   weight: ArrayLike,

@@ -9,8 +9,6 @@ is float32 for them; float64 stays float64 when x64 is enabled).
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +21,7 @@ _STATIC = ("reduction",)
 
 def _loss(*static: str):
   """jit a public loss with ``reduction`` and the named options static."""
-  return functools.partial(jax.jit, static_argnames=_STATIC + static)
+  return _reduce.jit(*static)
 
 
 def _pair(fn: str, predictions, targets, where, *others: jax.Array):

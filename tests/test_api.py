@@ -212,6 +212,17 @@ def test_checked_reports_out_of_domain_values(call, pattern):
   call(lambda f: f)  # unchecked: no error, a value
 
 
+def test_checked_traces_the_checks_even_after_unchecked_calls_were_cached():
+  bad = (jnp.array([-2.0, 0.0]), jnp.array([1.0, 1.0]))
+  float(jl.msle(*bad))  # an unchecked call first: its compiled version has no checks
+  with pytest.raises(checkify.JaxRuntimeError, match=r"`predictions` must be > -1"):
+    jl.checked(jl.msle)(*bad)
+  with pytest.raises(checkify.JaxRuntimeError, match=r"`predictions` must be > -1"):
+    jl.checked(lambda p, t: 2 * jl.msle(p, t, reduction="sum"))(*bad)  # a function that calls a loss
+  float(jl.msle(*bad))  # and unchecked calls afterwards stay unchecked
+  assert not jax.make_jaxpr(jl.msle)(*bad).effects
+
+
 def test_checked_ignores_masked_entries():
   p = jnp.array([jnp.nan, 1.0])
   assert float(jl.checked(jl.mse)(p, jnp.zeros(2), where=jnp.array([False, True]))) == 1.0

@@ -110,6 +110,14 @@ def test_jit_matches_eager(case, reduction):
     jax.tree.map(_assert_close, grads, eager_grads)
 
 
+def test_unchecked_calls_stage_no_effects(case):
+  """Outside jl.checked a loss has no runtime checks in its jaxpr: an effect would take
+  every call (and every user function that calls the loss) off JAX's fast dispatch path."""
+  args, kw = _inputs(case)
+  assert not jax.make_jaxpr(lambda *a: _call(case, a, kw))(*args).effects
+  assert not jax.make_jaxpr(lambda *a: _grad(case, a, kw))(*args).effects
+
+
 def test_no_retrace_on_same_shapes(case):
   args, kw = _inputs(case)
   loss_shape = _call(case, args, kw, reduction="none").shape
