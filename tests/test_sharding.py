@@ -35,3 +35,8 @@ def test_data_parallel_equals_single_device(report, mode, name):
 
 def test_vocab_parallel_linear_cross_entropy_equals_unsharded(report):
   assert "OK vocab-parallel linear_cross_entropy" in report
+
+
+@pytest.mark.parametrize("example", ["data-parallel", "vocab-parallel"])
+def test_readme_sharded_training_examples_run_and_match(report, example):
+  assert f"OK readme {example}" in report
