@@ -142,13 +142,20 @@ def log_cosh(x: jax.Array) -> jax.Array:
   small = a < 1
   # Far out 1 + u underflows to 0 and the unselected near-zero argument is inf, never NaN.
   argument = jnp.where(small, u * u / (2 * (1 + u)), (1 + u) * (1 + u))
-  return jnp.log1p(argument) + jnp.where(small, 0, a - _LOG2)
+  value = jnp.log1p(argument)
+  # Ends in a select, not an add: XLA:CPU's reduction fusion would otherwise absorb the
+  # final log1p + add and materialise both of its operands (two arrays instead of one).
+  return jnp.where(small, value, value + (a - _LOG2))
 
 
 @log_cosh.defjvp
 def _log_cosh_jvp(primals, tangents):
   (x,), (t,) = primals, tangents
-  return log_cosh(x), jnp.tanh(x) * t
+  y = log_cosh(x)
+  # log_cosh >= 0, so the select never takes its zero branch; it makes the tangent read the
+  # value, which lets XLA:CPU compute the value in the gradient's output buffer instead of a
+  # fresh temporary (value_and_grad at 1e7 float32: temp 80 -> 0 MB, ~1.5x -> ~0.95x optax).
+  return y, jnp.where(y < 0, jnp.zeros_like(x), jnp.tanh(x)) * t
 
 
 def _pnorm_value(x: jax.Array, p: float) -> jax.Array:
