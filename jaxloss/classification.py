@@ -656,13 +656,8 @@ def hinge(
   margin = _checks.static_number(fn, "margin", margin)
   s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
   _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
-  slack = margin - y * s
-  # max(0, slack) as a select, not jax.nn.relu: the select's derivative is the same (exactly 0 at
-  # slack == 0, -y above it, NaN stays NaN in the value), but XLA:CPU's reduction fusion then keeps
-  # one 4-byte-per-element array instead of two (relu's maximum against a materialised zero
-  # broadcast): value_and_grad at 1e7 float32 ~1.45x -> ~1.1x optax, temp memory 80 -> 40 MB.
-  loss = jnp.where(slack <= 0, jnp.zeros_like(slack), slack)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  # _custom.relu, not jax.nn.relu: the same derivatives, less memory traffic on CPU (see there).
+  return _reduce.reduce(fn, _custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
 
 
 @_reduce.jit("margin")
