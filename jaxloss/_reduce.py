@@ -58,10 +58,11 @@ def jit(*static: str):
         kwargs[_CHECKS_ARG] = True
       return jitted(*args, **kwargs)
 
+    # No `lower`/`trace` attributes: functools.wraps (in jax.grad, jax.jit, ...) copies
+    # them onto every wrapper, where they shadow the wrapper's own methods, and
+    # jax.jit(jax.value_and_grad(loss)).lower(...) then compiles the bare loss.
     call._cache_size = jitted._cache_size
     call.clear_cache = jitted.clear_cache
-    call.lower = jitted.lower
-    call.trace = jitted.trace
     return call
 
   return decorate

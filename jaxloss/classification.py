@@ -639,7 +639,7 @@ def hinge(
     A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
 
   Subgradient: ``-y`` where ``y s < margin``, and exactly 0 at ``y s = margin``
-  (0 lies in ``[-y, 0]``; ``jax.nn.relu`` convention). Labels other than +-1 are
+  (0 lies in ``[-y, 0]``; the ``jax.nn.relu`` convention). Labels other than +-1 are
   reported by :func:`jaxloss.checked`; without it the formula is applied to
   them as they are. Matches ``optax.losses.hinge_loss`` (Cortes and Vapnik,
   "Support-Vector Networks", 1995).
@@ -656,7 +656,8 @@ def hinge(
   margin = _checks.static_number(fn, "margin", margin)
   s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
   _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
-  return _reduce.reduce(fn, jax.nn.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
+  # _custom.relu, not jax.nn.relu: the same derivatives, less memory traffic on CPU (see there).
+  return _reduce.reduce(fn, _custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
 
 
 @_reduce.jit("margin")

@@ -374,14 +374,7 @@ def quantile(
   q = _checks.static_number(fn, "q", q)
   _checks.option(fn, "q", q, 0 <= q <= 1, "in [0, 1]")
   p, t, mask = _pair(fn, predictions, targets, where)
-  error = t - p
-  # slope = q, q - 1, or 0 at the kink, and piecewise constant (its derivative is 0),
-  # so d(slope * error) = slope exactly. Built from sign() arithmetic rather than
-  # selects or two relus: XLA:CPU fuses it into the reduction and keeps only the
-  # slope for the gradient (forward ~1.25x and value_and_grad ~1.5x faster).
-  sign = jnp.sign(error)
-  slope = jax.lax.stop_gradient(q * jnp.maximum(sign, 0) + (q - 1) * jnp.maximum(-sign, 0))
-  return _reduce.reduce(fn, slope * error, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(fn, _custom.pinball(t - p, q), reduction=reduction, weights=weights, where=mask)
 
 
 @_loss()

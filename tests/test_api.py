@@ -228,6 +228,16 @@ def test_checked_ignores_masked_entries():
   assert float(jl.checked(jl.mse)(p, jnp.zeros(2), where=jnp.array([False, True]))) == 1.0
 
 
+def test_outer_jit_of_a_transformed_loss_lowers_the_transformed_function():
+  # The loss wrapper's attributes are copied onto jax.grad/jax.jit wrappers by functools.wraps:
+  # none of them may shadow the outer jit's lower/trace (it then compiled the bare loss).
+  x, t = jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])
+  value, (grad,) = jax.jit(jax.value_and_grad(jl.mse, argnums=(0,))).lower(x, t).compile()(x, t)
+  assert float(value) == 2.5
+  np.testing.assert_array_equal(np.asarray(grad), [1.0, 2.0])
+  np.testing.assert_array_equal(np.asarray(jax.jit(jax.grad(jl.mae)).trace(x, t).lower().compile()(x, t)), [0.5, 0.5])
+
+
 def test_runtime_checks_are_removed_from_compiled_code():
   hlo = jax.jit(jl.msle).lower(jnp.ones(8), jnp.ones(8)).compile().as_text()
   assert "reduce-min" not in hlo.replace("_", "-") and "minimum" not in hlo
