@@ -58,10 +58,11 @@ def jit(*static: str):
         kwargs[_CHECKS_ARG] = True
       return jitted(*args, **kwargs)
 
+    # No ``lower``/``trace`` attributes: ``functools.wraps`` (used by jax.grad, jax.jit, ...) copies a
+    # function's ``__dict__``, so ``jax.jit(jax.value_and_grad(loss)).lower`` would be this jit's ``lower``
+    # (compiling the bare loss). ``jax.jit(loss).lower(...)`` works as for any function.
     call._cache_size = jitted._cache_size
     call.clear_cache = jitted.clear_cache
-    call.lower = jitted.lower
-    call.trace = jitted.trace
     return call
 
   return decorate
