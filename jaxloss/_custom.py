@@ -194,7 +194,6 @@ def _pnorm_value(x: jax.Array, p: float) -> jax.Array:
   return jnp.where(positive[..., 0], scale[..., 0] * jnp.sum(ratio**p, axis=-1) ** (1 / p), 0)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def norm(x: jax.Array, p: float) -> jax.Array:
   """The ``p``-norm (``p >= 1``) over the last axis, with derivative exactly 0 at ``x == 0``.
 
@@ -202,27 +201,94 @@ def norm(x: jax.Array, p: float) -> jax.Array:
   norm wherever it is differentiable; at ``x == 0`` the subdifferential is the
   dual unit ball and its minimum-norm element is 0 (``jnp.linalg.norm`` gives
   NaN there). For ``p = 1`` a zero entry gets ``sign(0) = 0``, again the
-  minimum-norm choice. Higher derivatives are finite everywhere.
+  minimum-norm choice. Higher derivatives are finite everywhere. ``p = 2`` takes
+  the unscaled ``sqrt(sum(x * x))`` whenever that is exact (:func:`_two_norm`).
   """
+  if p == 2:
+    return _norm2(x)
+  return _general_norm(x, p)
+
+
+def _two_norm(x: jax.Array, factors: bool = False):
+  """``||x||_2`` over the last axis; with ``factors``, also per-row ``k, w`` with ``x * k * w = x / ||x||_2``.
+
+  ``sqrt(sum(x * x))`` needs no scaling while every row's sum of squares is
+  finite and either 0 (a zero row) or far above the smallest normal number (so
+  no square underflows enough to matter): then ``k = 1 / ||x||`` and ``w = 1``.
+  Only if some row is outside that range does the whole batch take the scaled
+  path, ``k = 1 / max|x|`` and ``w = 1 / ||x / max|x|||`` (a ``lax.cond``: only
+  the branch taken runs). Both factors are 0 for a zero row. They are per-row,
+  so the derivative ``sum(x * k * t) * w`` keeps no ``[..., D]`` residual (XLA
+  recomputes ``x`` from the inputs); :func:`divide`, :func:`sqrt` and the
+  scale-invariant scaled form keep its own derivatives (the Hessian) finite.
+  """
+  squares = jnp.sum(x * x, axis=-1)
+  zero_row = jnp.all(x == 0, axis=-1)
+  finfo = jnp.finfo(x.dtype)
+  smallest = float(finfo.tiny) / float(finfo.eps)
+  in_range = jnp.all(zero_row | ((squares >= smallest) & (squares <= float(finfo.max))))
+
+  def unscaled(x):
+    y = sqrt(squares)
+    if not factors:
+      return y
+    k = jnp.where(zero_row, 0, divide(jnp.ones_like(y), jnp.where(zero_row, 1, y)))
+    return y, k, jnp.ones_like(y)
+
+  def scaled(x):
+    # |x| / ||x|| is scale-invariant, so the scale can be a constant (stop_gradient) for the derivatives.
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1))
+    positive = scale > 0
+    safe_scale = jnp.where(positive, scale, 1)
+    scaled_norm = _general_norm(x / safe_scale[..., None], 2.0)  # in [1, sqrt(D)] for a nonzero row
+    y = jnp.where(positive, safe_scale * scaled_norm, 0)
+    if not factors:
+      return y
+    k = jnp.where(positive, 1 / safe_scale, 0)
+    return y, k, jnp.where(positive, 1 / jnp.where(positive, scaled_norm, 1), 0)
+
+  return jax.lax.cond(in_range, unscaled, scaled, x)
+
+
+@jax.custom_jvp
+def _norm2(x: jax.Array) -> jax.Array:
+  """:func:`norm` for ``p = 2``."""
+  return _two_norm(x)
+
+
+@_norm2.defjvp
+def _norm2_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  y, k, w = _two_norm(x, factors=True)
+  return y, jnp.sum(x * k[..., None] * t, axis=-1) * w
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _general_norm(x: jax.Array, p: float) -> jax.Array:
+  """:func:`norm` computed on ``x / max|x|`` for any ``p`` (overflow and underflow safe)."""
   return _pnorm_value(x, p)
 
 
-@norm.defjvp
-def _norm_jvp(p, primals, tangents):
+@_general_norm.defjvp
+def _general_norm_jvp(p, primals, tangents):
   (x,), (t,) = primals, tangents
-  y = norm(x, p)
+  y = _general_norm(x, p)
   if p == 1:
     return y, jnp.sum(jnp.sign(x) * t, axis=-1)
+  return y, jnp.sum(_pnorm_slope(x, p) * t, axis=-1)
+
+
+def _pnorm_slope(x: jax.Array, p: float) -> jax.Array:
+  """The gradient ``sign(x) * (|x| / ||x||_p)**(p - 1)`` of the ``p``-norm, 0 at ``x == 0`` (``p > 1``)."""
   # The slope |x| / ||x|| is scale-invariant: computing it on x / max|x| keeps its own derivatives (the
   # Hessian) finite for tiny x, where ||x||**2 would underflow. Double where: zero entries and rows never
   # reach the power or the division.
   scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
   nonzero_row = scale > 0
   z = x / jnp.where(nonzero_row, scale, 1)
-  ratio = jnp.abs(z) / jnp.where(nonzero_row, norm(z, p)[..., None], 1)
+  ratio = jnp.abs(z) / jnp.where(nonzero_row, _general_norm(z, p)[..., None], 1)
   nonzero = x != 0
-  slope = jnp.where(nonzero, jnp.sign(x) * jnp.where(nonzero, ratio, 1) ** (p - 1), 0)
-  return y, jnp.sum(slope * t, axis=-1)
+  return jnp.where(nonzero, jnp.sign(x) * jnp.where(nonzero, ratio, 1) ** (p - 1), 0)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
@@ -236,7 +302,7 @@ def shifted_norm(x: jax.Array, p: float, shift: float) -> jax.Array:
   ``x == 0`` where it is exactly 0: the minimum-norm subgradient of the distance
   the shift approximates, the same for ``d(a, b)`` and ``d(b, a)``.
   """
-  return _pnorm_value(x + shift, p)
+  return norm(x + shift, p)
 
 
 @shifted_norm.defjvp

@@ -58,11 +58,11 @@ def jit(*static: str):
         kwargs[_CHECKS_ARG] = True
       return jitted(*args, **kwargs)
 
-    # No `lower`/`trace` attributes: functools.wraps (in jax.grad, jax.jit, ...) copies
-    # them onto every wrapper, where they shadow the wrapper's own methods, and
-    # jax.jit(jax.value_and_grad(loss)).lower(...) then compiles the bare loss.
-    call._cache_size = jitted._cache_size
-    call.clear_cache = jitted.clear_cache
+    # No `lower`/`trace`/`clear_cache` attributes: functools.wraps (in jax.grad, jax.jit, ...)
+    # copies them onto every wrapper, where they shadow the wrapper's own methods, and
+    # jax.jit(jax.value_and_grad(loss)).lower(...) then compiles the bare loss. The cache
+    # size (for the no-retrace tests) goes under a name no JAX wrapper has.
+    call._jaxloss_cache_size = jitted._cache_size
     return call
 
   return decorate

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _reduce
+from jaxloss import _checks, _reduce
 
 _LOG2 = float(np.log(2.0))
 
@@ -46,6 +46,17 @@ def _relative_entropy_terms(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
   log_p = jnp.where(present, log_p, 0)
   log_q = jnp.where(present, log_q, 0)
   return jnp.where(present, jnp.exp(log_p) * (log_p - log_q), 0)
+
+
+def _target_entropy_terms(p: jax.Array, log_q: jax.Array) -> jax.Array:
+  """:func:`_relative_entropy_terms` from ``p`` itself (xlogy-style): no ``exp(log p)`` round trip.
+
+  The double where keeps ``p <= 0`` away from ``log`` and ``log q = -inf`` away
+  from the product, so those classes are exactly 0 with a zero gradient for both.
+  """
+  present = p > 0
+  safe_p = jnp.where(present, p, 1)
+  return jnp.where(present, safe_p * (jnp.log(safe_p) - jnp.where(present, log_q, 0)), 0)
 
 
 @_reduce.jit("log_targets", "axis")
@@ -103,12 +114,11 @@ def kl_divergence(
   )
   if log_targets:
     _check_log_probabilities(fn, log_predictions=log_q, targets=t)
-    log_p = t
   else:
     _check_log_probabilities(fn, log_predictions=log_q)
     _checks.debug_probabilities(fn, targets=t)
-    log_p = _custom.safe_log(t)
-  loss = jnp.sum(_relative_entropy_terms(log_p, log_q), axis=-1)
+  terms = _relative_entropy_terms(t, log_q) if log_targets else _target_entropy_terms(t, log_q)
+  loss = jnp.sum(terms, axis=-1)
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
 
 

@@ -175,7 +175,9 @@ def tversky(
 
 def _tversky(p: jax.Array, t: jax.Array, axes, alpha, beta, smooth) -> jax.Array:
   """The Tversky loss over ``axes``; ``alpha``, ``beta`` and ``smooth`` may be traced."""
+  # FP = sum(p) - TP and FN = sum(t) - TP, so TP + alpha FP + beta FN is written with the three sums XLA
+  # computes in one pass (as optax does); alpha = beta = 1/2 is then exactly Dice's (sum(p) + sum(t)) / 2.
   overlap = jnp.sum(p * t, axis=axes)
-  false_positive, false_negative = jnp.sum(p * (1 - t), axis=axes), jnp.sum((1 - p) * t, axis=axes)
-  denominator = overlap + alpha * false_positive + beta * false_negative + smooth
+  sum_p, sum_t = jnp.sum(p, axis=axes), jnp.sum(t, axis=axes)
+  denominator = (1 - alpha - beta) * overlap + alpha * sum_p + beta * sum_t + smooth
   return _one_minus_ratio(overlap + smooth, denominator)

@@ -123,10 +123,10 @@ def test_no_retrace_on_same_shapes(case):
   loss_shape = _call(case, args, kw, reduction="none").shape
   weights = jnp.ones(_weights_shape(case, args, loss_shape))
   _call(case, args, kw, weights=weights)
-  before = case.fn._cache_size()
+  before = case.fn._jaxloss_cache_size()
   other_args, other_kw = _inputs(case, salt=1)
   _call(case, other_args, other_kw, weights=2 * weights)
-  assert case.fn._cache_size() == before
+  assert case.fn._jaxloss_cache_size() == before
 
   chex.clear_trace_counter()
 
