@@ -132,6 +132,13 @@ def _class_weight_of(class_weights: jax.Array, index: jax.Array) -> jax.Array:
   return class_weights.at[index].get(mode="promise_in_bounds", out_sharding=jax.typeof(index).sharding)
 
 
+def _weighted_by_class(loss: jax.Array, class_weights: jax.Array | None, labels: _Labels) -> jax.Array:
+  """The per-example loss times its target class's weight (if any), NaN where the label is out of range."""
+  if class_weights is not None:
+    loss = _class_weight_of(class_weights, labels.index) * loss
+  return jnp.where(labels.in_range, loss, jnp.nan)
+
+
 def _one_hot(index: jax.Array, num_classes: int) -> jax.Array:
   """Boolean ``[..., C]``: True at each example's class."""
   return jax.lax.broadcasted_iota(index.dtype, (*index.shape, num_classes), index.ndim) == index[..., None]
@@ -606,9 +613,7 @@ def softmax_focal(
     log_one_minus_p = _logsumexp_where(x, others) - lse
     loss = jnp.exp(gamma * log_one_minus_p) * loss
   alpha = _class_weights(fn, "alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
-  if alpha is not None:
-    loss = alpha[labels.index] * loss
-  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  loss = _weighted_by_class(loss, alpha, labels)
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
 
 
@@ -753,8 +758,7 @@ def multiclass_hinge(
   s = _masked_scores(fn, "scores", s, labels)
   target = _one_hot(labels.index, s.shape[-1])
   runner_up = _custom.max(jnp.where(target, -jnp.inf, s))
-  loss = jax.nn.relu(1 + runner_up - _pick(s, labels.index))
-  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  loss = _weighted_by_class(jax.nn.relu(1 + runner_up - _pick(s, labels.index)), None, labels)
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
 
 
@@ -811,9 +815,7 @@ def multi_margin(
   terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
   loss = jnp.sum(terms, axis=-1) / num_classes
   class_weights = _class_weights(fn, "class_weights", class_weights, num_classes, s.dtype)
-  if class_weights is not None:
-    loss = _class_weight_of(class_weights, labels.index) * loss
-  loss = jnp.where(labels.in_range, loss, jnp.nan)
+  loss = _weighted_by_class(loss, class_weights, labels)
   return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
 
 
