@@ -1,14 +1,14 @@
-"""Trace-time validation shared by every loss.
+"""Validation shared by every loss: trace-time checks and the runtime checks behind ``jl.checked``.
 
-Every check runs while JAX traces a loss, so bad input fails before anything is
-compiled, with a message that names the loss, the argument, what was expected
-and what arrived. Runtime (value-dependent) checks go through
-:func:`debug_check`, a no-op unless the loss runs under :func:`jaxloss.checked`.
+Every trace-time check runs while JAX traces a loss, so bad input fails before
+anything is compiled, with a message that names the loss (read from
+:func:`jaxloss._api.name`), the argument, what was expected and what arrived.
+Runtime (value-dependent) checks go through :func:`debug_check`, staged only
+while the loss is traced under :func:`jaxloss.checked`.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Sequence
 
 import jax
@@ -16,40 +16,51 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-
-def _dtype_name(x) -> str:
-  return str(jnp.result_type(x))
+from jaxloss._api import CHECKING, name
 
 
-def floating(fn: str, name: str, x) -> jax.Array:
-  """``x`` as an array; it must have a floating dtype (it is differentiated)."""
+def _array(arg: str, x) -> jax.Array:
   if x is None:
-    raise TypeError(f"{fn}: `{name}` is required, got None.")
-  x = jnp.asarray(x)
+    raise TypeError(f"{name()}: `{arg}` is required, got None.")
+  try:
+    return jnp.asarray(x)
+  except (TypeError, ValueError) as error:
+    raise TypeError(f"{name()}: `{arg}` must be an array, got {type(x).__name__} ({error}).") from None
+
+
+def floating(arg: str, x) -> jax.Array:
+  """``x`` as an array; it must have a floating dtype (it is differentiated)."""
+  x = _array(arg, x)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise TypeError(
-      f"{fn}: `{name}` must be a floating-point array, got dtype {x.dtype}. Cast it, e.g. `x.astype(jnp.float32)`."
+      f"{name()}: `{arg}` must be a floating-point array, got dtype {x.dtype}. Cast it, e.g. `x.astype(jnp.float32)`."
     )
   return x
 
 
-def real(fn: str, name: str, x) -> jax.Array:
+def real(arg: str, x) -> jax.Array:
   """``x`` as an array of a real numeric dtype (bool, integer or floating)."""
-  if x is None:
-    raise TypeError(f"{fn}: `{name}` is required, got None.")
-  x = jnp.asarray(x)
+  x = _array(arg, x)
   if jnp.issubdtype(x.dtype, jnp.complexfloating) or not (jnp.issubdtype(x.dtype, jnp.number) or x.dtype == jnp.bool_):
-    raise TypeError(f"{fn}: `{name}` must be a real-valued array, got dtype {x.dtype}.")
+    raise TypeError(f"{name()}: `{arg}` must be a real-valued array, got dtype {x.dtype}.")
   return x
 
 
-def integer(fn: str, name: str, x) -> jax.Array:
+def integer(arg: str, x) -> jax.Array:
   """``x`` as an array of an integer dtype (class indices, lengths)."""
-  if x is None:
-    raise TypeError(f"{fn}: `{name}` is required, got None.")
-  x = jnp.asarray(x)
+  x = _array(arg, x)
   if not jnp.issubdtype(x.dtype, jnp.integer):
-    raise TypeError(f"{fn}: `{name}` must be an integer array, got dtype {x.dtype}.")
+    raise TypeError(f"{name()}: `{arg}` must be an integer array, got dtype {x.dtype}.")
+  return x
+
+
+def boolean(arg: str, x) -> jax.Array:
+  """``x`` as a boolean array (a mask): a float or integer mask is an error, never a silent cast."""
+  x = _array(arg, x)
+  if x.dtype != jnp.bool_:
+    raise TypeError(
+      f"{name()}: `{arg}` must be a boolean mask, got dtype {x.dtype}. Compare it first, e.g. `{arg}=mask > 0`."
+    )
   return x
 
 
@@ -64,18 +75,18 @@ def compute_dtype(*arrays) -> np.dtype:
   return np.dtype(np.float64 if wide else np.float32)
 
 
-def same_shape(fn: str, *named: tuple[str, jax.Array]) -> None:
+def same_shape(*named: tuple[str, jax.Array]) -> None:
   """All arrays have exactly the same shape (no silent broadcasting between them)."""
   (first_name, first), *rest = named
-  for name, x in rest:
+  for arg, x in rest:
     if x.shape != first.shape:
       raise ValueError(
-        f"{fn}: `{first_name}` and `{name}` must have the same shape, got"
-        f" {first_name}.shape={first.shape} and {name}.shape={x.shape}."
+        f"{name()}: `{first_name}` and `{arg}` must have the same shape, got"
+        f" {first_name}.shape={first.shape} and {arg}.shape={x.shape}."
       )
 
 
-def broadcastable(fn: str, name: str, x: jax.Array, shape: Sequence[int], of: str) -> None:
+def broadcastable(arg: str, x: jax.Array, shape: Sequence[int], of: str) -> None:
   """``x`` broadcasts to ``shape`` (numpy rules) without changing ``shape``."""
   shape = tuple(shape)
   try:
@@ -83,60 +94,58 @@ def broadcastable(fn: str, name: str, x: jax.Array, shape: Sequence[int], of: st
   except ValueError:
     ok = False
   if not ok:
-    raise ValueError(f"{fn}: `{name}` must broadcast to the shape of {of} {shape}, got {name}.shape={x.shape}.")
+    raise ValueError(f"{name()}: `{arg}` must broadcast to the shape of {of} {shape}, got {arg}.shape={x.shape}.")
 
 
-def option(fn: str, name: str, value, ok: bool, expected: str) -> None:
+def option(arg: str, value, ok: bool, expected: str) -> None:
   """A static option holds a valid value, else a ValueError naming it."""
   if not ok:
-    raise ValueError(f"{fn}: `{name}` must be {expected}, got {value!r}.")
+    raise ValueError(f"{name()}: `{arg}` must be {expected}, got {value!r}.")
 
 
-def static_number(fn: str, name: str, value) -> float:
-  """A static option that must be a concrete Python/NumPy number (not a tracer)."""
-  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-    raise TypeError(f"{fn}: `{name}` must be a concrete number (it is a compile-time option), got {value!r}.")
-  return float(value)
+def is_int(value) -> bool:
+  """A Python or NumPy integer that is not a bool."""
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def axis_index(fn: str, axis: int, ndim: int, name: str = "axis") -> int:
+def axis_index(axis, ndim: int, arg: str = "axis") -> int:
   """A valid axis of an array of rank ``ndim``, normalised to be non-negative."""
-  if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-    raise TypeError(f"{fn}: `{name}` must be an int, got {axis!r}.")
+  if not is_int(axis):
+    raise TypeError(f"{name()}: `{arg}` must be an int, got {axis!r}.")
   if not -ndim <= axis < ndim:
-    raise ValueError(f"{fn}: `{name}`={axis} is out of range for an array of rank {ndim}.")
+    raise ValueError(f"{name()}: `{arg}`={axis} is out of range for an array of rank {ndim}.")
   return int(axis) % ndim
 
 
-def axis_tuple(fn: str, axis, ndim: int, name: str = "axis") -> tuple[int, ...]:
+def axis_tuple(axis, ndim: int, arg: str = "axis") -> tuple[int, ...]:
   """``None`` (all axes), an int or a tuple of ints, normalised and deduplicated."""
   if axis is None:
     return tuple(range(ndim))
-  items = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-  out = tuple(sorted({axis_index(fn, a, ndim, name) for a in items}))
+  if is_int(axis):
+    items = (axis,)
+  elif isinstance(axis, (tuple, list)):
+    items = tuple(axis)
+  else:
+    raise TypeError(f"{name()}: `{arg}` must be None, an int or a tuple of ints, got {axis!r}.")
+  out = tuple(sorted({axis_index(a, ndim, arg) for a in items}))
   if len(out) != len(items):
-    raise ValueError(f"{fn}: `{name}`={axis!r} repeats an axis.")
+    raise ValueError(f"{name()}: `{arg}`={axis!r} repeats an axis.")
   return out
 
 
-# True while a loss is traced for :func:`jaxloss.checked`. Outside it the checks are
-# not staged at all: a ``checkify.debug_check`` is removed by XLA, but its effect
-# stays in the jaxpr and takes every call off JAX's fast C++ dispatch path
-# (measured: 62 us instead of 6 us per call of a small ``jl.mse``).
-CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar("jaxloss_checking", default=False)
+# Runtime checks ----------------------------------------------------------------------------------
 
 
-def debug_check(pred: jax.Array, message: str, *fmt_args) -> None:
-  """A runtime check, staged only while :func:`jaxloss.checked` traces the loss."""
+def debug_check(pred, message: str, *fmt_args) -> None:
+  """A runtime check, staged only while :func:`jaxloss.checked` traces the loss.
+
+  ``pred`` and ``fmt_args`` may be zero-argument callables: they are then
+  evaluated only when the check is staged (a reduction such as ``jnp.min`` of
+  an empty array must not run in ordinary calls).
+  """
   if CHECKING.get():
-    checkify.debug_check(pred, message, *fmt_args)
-
-
-def debug_no_nan(fn: str, **arrays: jax.Array) -> None:
-  """Runtime check that no (unmasked) input contains NaN."""
-  for name, x in arrays.items():
-    if x is not None and jnp.issubdtype(x.dtype, jnp.inexact):
-      debug_check(~jnp.any(jnp.isnan(x)), f"{fn}: `{name}` contains NaN.")
+    evaluate = lambda v: v() if callable(v) else v
+    checkify.debug_check(evaluate(pred), message, *(evaluate(a) for a in fmt_args))
 
 
 def _first_failing(values: jax.Array, ok: jax.Array) -> jax.Array:
@@ -150,19 +159,37 @@ def _first_failing(values: jax.Array, ok: jax.Array) -> jax.Array:
   return jnp.sum(jnp.where(jnp.arange(values.size) == first, values, jnp.zeros((), values.dtype)))
 
 
-def debug_values(fn: str, name: str, x: jax.Array, ok: jax.Array, expected: str) -> None:
+def debug_all(ok, message: str, values: jax.Array) -> None:
+  """Runtime check that ``ok`` holds everywhere; the message's ``{}`` shows the first of ``values`` where it fails.
+
+  ``ok`` may be a callable of nothing (evaluated only when checks are staged).
+  An empty array satisfies every check.
+  """
+  if CHECKING.get() and values.size:
+    ok = ok() if callable(ok) else ok
+    checkify.debug_check(jnp.all(ok), message, _first_failing(values, ok))
+
+
+def debug_values(arg: str, x: jax.Array, ok, expected: str) -> None:
   """Runtime check that every entry of ``x`` is ``ok``; the message shows the first one that is not."""
-  if x.size:
-    debug_check(jnp.all(ok), f"{fn}: `{name}` must be {expected}, found {{}}.", _first_failing(x, ok))
+  debug_all(ok, f"{name()}: `{arg}` must be {expected}, found {{}}.", x)
 
 
-def debug_probabilities(fn: str, **arrays: jax.Array) -> None:
+def debug_no_nan(**arrays: jax.Array) -> None:
+  """Runtime check that no (unmasked) input contains NaN."""
+  for arg, x in arrays.items():
+    if x is not None and jnp.issubdtype(x.dtype, jnp.inexact):
+      debug_check(lambda x=x: ~jnp.any(jnp.isnan(x)), f"{name()}: `{arg}` contains NaN.")
+
+
+def debug_probabilities(**arrays: jax.Array) -> None:
   """Runtime check that each (unmasked) array holds probabilities, in [0, 1]."""
-  for name, x in arrays.items():
-    debug_values(fn, name, x, (x >= 0) & (x <= 1), "in [0, 1]")
+  for arg, x in arrays.items():
+    debug_values(arg, x, lambda x=x: (x >= 0) & (x <= 1), "in [0, 1]")
 
 
-def debug_all(ok: jax.Array, message: str, values: jax.Array) -> None:
-  """Runtime check that ``ok`` holds everywhere; the message's ``{}`` shows the first of ``values`` where it fails."""
-  if ok.size:  # an empty array satisfies every check
-    debug_check(jnp.all(ok), message, _first_failing(values, ok))
+def static_number(arg: str, value) -> float:
+  """Transitional: a numeric option that must be a concrete number (until its loss traces it)."""
+  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    raise TypeError(f"{name()}: `{arg}` must be a concrete number (it is a compile-time option), got {value!r}.")
+  return float(value)

@@ -59,9 +59,20 @@ def _relu_jvp(primals, tangents):
   return y, jnp.where(y > 0, t, jnp.zeros_like(t))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def pinball(e: jax.Array, q: float) -> jax.Array:
+def pinball(e: jax.Array, q) -> jax.Array:
   """The quantile loss ``max(q e, (q - 1) e)`` with derivative ``q``, ``q - 1``, and exactly 0 at ``e == 0``.
+
+  ``q`` is a constant (a Python number, folded into the program) or a traced
+  0-d array, whose derivative is ``e`` (both branches have slope ``e`` in ``q``).
+  """
+  if isinstance(q, (int, float)):
+    return _pinball(e, q)
+  return _pinball_traced(e, q)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _pinball(e: jax.Array, q: float) -> jax.Array:
+  """:func:`pinball` for a constant ``q``.
 
   The derivative is read from the value (``pinball(e) > 0`` exactly where ``e != 0``
   or, for ``q`` in {0, 1}, where the slope is nonzero), so XLA:CPU keeps the value as
@@ -72,13 +83,26 @@ def pinball(e: jax.Array, q: float) -> jax.Array:
   return jnp.maximum(q * e, (q - 1) * e)
 
 
-@pinball.defjvp
+@_pinball.defjvp
 def _pinball_jvp(q, primals, tangents):
   (e,), (t,) = primals, tangents
-  y = pinball(e, q)
+  y = _pinball(e, q)
   zero = jnp.zeros_like(e)
   slope = jnp.where(y > 0, jnp.where(e > 0, zero + q, zero + (q - 1)), zero)
   return y, slope * t
+
+
+@jax.custom_jvp
+def _pinball_traced(e: jax.Array, q: jax.Array) -> jax.Array:
+  """:func:`pinball` for a traced ``q`` (a custom_jvp's non-differentiable argument would silently get gradient 0)."""
+  return jnp.maximum(q * e, (q - 1) * e)
+
+
+@_pinball_traced.defjvp
+def _pinball_traced_jvp(primals, tangents):
+  (e, q), (t, tq) = primals, tangents
+  slope = jnp.where(e > 0, q, q - 1)
+  return _pinball_traced(e, q), jnp.where(e != 0, slope * t, jnp.zeros_like(e)) + e * tq
 
 
 @jax.custom_jvp

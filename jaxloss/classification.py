@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _reduce
+from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss._api import Numeric, Static, loss
 
 # torch clamps log-probabilities of binary_cross_entropy at -100 and divides its
 # gradient by max(p (1 - p), 1e-12) (aten/src/ATen/native/Loss.cpp).
@@ -37,17 +38,17 @@ _BCE_EPSILON = 1e-12
 # Inputs ------------------------------------------------------------------------------------------
 
 
-def _scores(fn: str, name: str, x, axis: int = -1) -> jax.Array:
+def _scores(name: str, x, axis: int = -1) -> jax.Array:
   """Floating scores with the class axis ``axis`` moved last."""
-  x = _checks.floating(fn, name, x)
+  x = _checks.floating(name, x)
   if x.ndim == 0:
-    raise ValueError(f"{fn}: `{name}` must have a class axis, got a scalar.")
-  return jnp.moveaxis(x, _checks.axis_index(fn, axis, x.ndim), -1)
+    raise ValueError(f"{_checks.name()}: `{name}` must have a class axis, got a scalar.")
+  return jnp.moveaxis(x, _checks.axis_index(axis, x.ndim), -1)
 
 
-def _check_ignore_index(fn: str, ignore_index) -> None:
+def _check_ignore_index(ignore_index) -> None:
   if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
-    raise TypeError(f"{fn}: `ignore_index` must be None or an int, got {ignore_index!r}.")
+    raise TypeError(f"{_checks.name()}: `ignore_index` must be None or an int, got {ignore_index!r}.")
 
 
 class _Labels(NamedTuple):
@@ -58,65 +59,67 @@ class _Labels(NamedTuple):
   mask: jax.Array | None  # the examples that count: `where` and not `ignore_index`
 
 
-def _class_labels(fn: str, name: str, scores: jax.Array, labels, where, ignore_index=None) -> _Labels:
+def _class_labels(name: str, scores: jax.Array, labels, where, ignore_index=None) -> _Labels:
   """Validate integer ``labels`` for ``scores`` of shape ``[..., C]`` (class axis already last)."""
-  labels = _checks.integer(fn, "labels", labels)
+  labels = _checks.integer("labels", labels)
   shape, num_classes = scores.shape[:-1], scores.shape[-1]
   if labels.shape != shape:
     raise ValueError(
-      f"{fn}: integer `labels` (class indices) must have the shape of `{name}` without the class axis,"
+      f"{_checks.name()}: integer `labels` (class indices) must have the shape of `{name}` without the class axis,"
       f" {shape}, got labels.shape={labels.shape}."
     )
-  mask = _reduce.where_mask(fn, where, shape)
+  mask = _inputs.mask(where, shape)
   if ignore_index is not None:
     kept = labels != ignore_index
     mask = kept if mask is None else mask & kept
   in_range = (labels >= 0) & (labels < num_classes)
   expected = f"in [0, {num_classes})" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
-  _checks.debug_values(fn, "labels", labels, in_range if mask is None else in_range | ~mask, expected)
+  _checks.debug_values("labels", labels, in_range if mask is None else in_range | ~mask, expected)
   return _Labels(jnp.where(in_range, labels, 0), in_range, mask)
 
 
-def _class_weights(fn: str, name: str, weights, num_classes: int, dtype, scalar_ok: bool = False):
+def _class_weights(name: str, weights, num_classes: int, dtype, scalar_ok: bool = False):
   """Per-class weights of shape ``[C]`` (or a scalar if ``scalar_ok``), in ``dtype``; None stays None."""
   if weights is None:
     return None
-  weights = _checks.real(fn, name, weights)
+  weights = _checks.real(name, weights)
   if weights.shape != (num_classes,) and not (scalar_ok and weights.shape == ()):
     expected = f"a scalar or shape ({num_classes},)" if scalar_ok else f"shape ({num_classes},)"
-    raise ValueError(f"{fn}: `{name}` must have {expected} (one weight per class), got {name}.shape={weights.shape}.")
+    raise ValueError(
+      f"{_checks.name()}: `{name}` must have {expected} (one weight per class), got {name}.shape={weights.shape}."
+    )
   return jnp.broadcast_to(weights.astype(dtype), (num_classes,))
 
 
-def _masked_scores(fn: str, name: str, scores: jax.Array, labels: _Labels) -> jax.Array:
+def _masked_scores(name: str, scores: jax.Array, labels: _Labels) -> jax.Array:
   """Scores in the compute dtype with masked examples zeroed (the double where)."""
   dtype = _checks.compute_dtype(scores)
-  out = _reduce.zero_masked(labels.mask, scores.astype(dtype), axis=-1)
-  _checks.debug_no_nan(fn, **{name: out})
+  out = _inputs.zero_masked(labels.mask, scores.astype(dtype), axis=-1)
+  _checks.debug_no_nan(**{name: out})
   return out
 
 
-def _pair(fn: str, names: tuple[str, str], inputs, targets, where, *, axis: int | None = None):
+def _pair(names: tuple[str, str], inputs, targets, where, *, axis: int | None = None):
   """Validated, promoted, masked ``(inputs, targets, mask)`` of the same shape.
 
   ``axis=None``: elementwise, ``where`` broadcasts to the inputs. ``axis=-1``: the
   loss reduces the last axis, ``where`` broadcasts to the inputs without it.
   """
-  x = _checks.floating(fn, names[0], inputs)
-  t = _checks.real(fn, names[1], targets)
-  _checks.same_shape(fn, (names[0], x), (names[1], t))
+  x = _checks.floating(names[0], inputs)
+  t = _checks.real(names[1], targets)
+  _checks.same_shape((names[0], x), (names[1], t))
   if axis is not None and x.ndim == 0:
-    raise ValueError(f"{fn}: `{names[0]}` must have a class axis, got a scalar.")
+    raise ValueError(f"{_checks.name()}: `{names[0]}` must have a class axis, got a scalar.")
   dtype = _checks.compute_dtype(x, t)
   shape = x.shape if axis is None else x.shape[:-1]
-  mask = _reduce.where_mask(fn, where, shape)
-  x, t = _reduce.zero_masked(mask, x.astype(dtype), t.astype(dtype), axis=axis)
-  _checks.debug_no_nan(fn, **{names[0]: x, names[1]: t})
+  mask = _inputs.mask(where, shape)
+  x, t = _inputs.zero_masked(mask, x.astype(dtype), t.astype(dtype), axis=axis)
+  _checks.debug_no_nan(**{names[0]: x, names[1]: t})
   return x, t, mask
 
 
-def _check_signs(fn: str, labels: jax.Array) -> None:
-  _checks.debug_values(fn, "labels", labels, (labels == 1) | (labels == -1), "-1 or +1")
+def _check_signs(labels: jax.Array) -> None:
+  _checks.debug_values("labels", labels, (labels == 1) | (labels == -1), "-1 or +1")
 
 
 # Primitives --------------------------------------------------------------------------------------
@@ -228,43 +231,43 @@ def _is_floating(labels) -> bool:
   return labels is not None and jnp.issubdtype(jnp.result_type(labels), jnp.floating)
 
 
-def _probability_labels(fn: str, logits, labels, axis: int, where):
+def _probability_labels(logits, labels, axis: int, where):
   """Logits and probability ``labels`` of the same shape, class axis moved last, masked; and the mask."""
-  x = _checks.floating(fn, "logits", logits)
-  labels = _checks.floating(fn, "labels", labels)
+  x = _checks.floating("logits", logits)
+  labels = _checks.floating("labels", labels)
   if labels.shape != x.shape:
     raise ValueError(
-      f"{fn}: floating `labels` (probabilities) must have the shape of `logits`, got"
+      f"{_checks.name()}: floating `labels` (probabilities) must have the shape of `logits`, got"
       f" logits.shape={x.shape} and labels.shape={labels.shape}."
     )
-  x = _scores(fn, "logits", x, axis)
+  x = _scores("logits", x, axis)
   labels = jnp.moveaxis(labels, axis % x.ndim, -1)
   dtype = _checks.compute_dtype(x, labels)
-  mask = _reduce.where_mask(fn, where, x.shape[:-1])
-  x, labels = _reduce.zero_masked(mask, x.astype(dtype), labels.astype(dtype), axis=-1)
-  _checks.debug_no_nan(fn, logits=x, labels=labels)
-  _checks.debug_probabilities(fn, labels=labels)
+  mask = _inputs.mask(where, x.shape[:-1])
+  x, labels = _inputs.zero_masked(mask, x.astype(dtype), labels.astype(dtype), axis=-1)
+  _checks.debug_no_nan(logits=x, labels=labels)
+  _checks.debug_probabilities(labels=labels)
   return x, labels, mask
 
 
-def _check_smoothing(fn: str, label_smoothing) -> float:
-  label_smoothing = _checks.static_number(fn, "label_smoothing", label_smoothing)
-  _checks.option(fn, "label_smoothing", label_smoothing, 0 <= label_smoothing <= 1, "in [0, 1]")
+def _check_smoothing(label_smoothing) -> float:
+  label_smoothing = _checks.static_number("label_smoothing", label_smoothing)
+  _checks.option("label_smoothing", label_smoothing, 0 <= label_smoothing <= 1, "in [0, 1]")
   return label_smoothing
 
 
 # Losses ------------------------------------------------------------------------------------------
 
 
-@_reduce.jit("axis", "ignore_index")
+@loss
 def nll(
   log_probs: ArrayLike,
   labels: ArrayLike,
   *,
   class_weights: ArrayLike | None = None,
-  ignore_index: int | None = None,
-  axis: int = -1,
-  reduction: str = "mean",
+  ignore_index: Static[int | None] = None,
+  axis: Static[int] = -1,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -305,31 +308,30 @@ def nll(
     >>> print(jl.nll(log_probs, jnp.array([0, 1]), reduction="none"))
     [0.6931472 2.3025851]
   """
-  fn = "jaxloss.nll"
-  _check_ignore_index(fn, ignore_index)
-  x = _scores(fn, "log_probs", log_probs, axis)
-  labels = _class_labels(fn, "log_probs", x, labels, where, ignore_index)
-  x = _masked_scores(fn, "log_probs", x, labels)
-  class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+  _check_ignore_index(ignore_index)
+  x = _scores("log_probs", log_probs, axis)
+  labels = _class_labels("log_probs", x, labels, where, ignore_index)
+  x = _masked_scores("log_probs", x, labels)
+  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   loss = -_pick(x, labels.index)
   target_weights = None
   if class_weights is not None:
     target_weights = _class_weight_of(class_weights, labels.index)
     loss = target_weights * loss
   loss = jnp.where(labels.in_range, loss, jnp.nan)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
 
 
-@_reduce.jit("axis", "label_smoothing", "ignore_index")
+@loss
 def cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
-  axis: int = -1,
-  label_smoothing: float = 0.0,
+  axis: Static[int] = -1,
+  label_smoothing: Numeric = 0.0,
   class_weights: ArrayLike | None = None,
-  ignore_index: int | None = None,
-  reduction: str = "mean",
+  ignore_index: Static[int | None] = None,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -383,32 +385,31 @@ def cross_entropy(
     >>> print(jl.cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100))
     0.12692809
   """
-  fn = "jaxloss.cross_entropy"
-  _check_ignore_index(fn, ignore_index)
-  label_smoothing = _check_smoothing(fn, label_smoothing)
+  _check_ignore_index(ignore_index)
+  label_smoothing = _check_smoothing(label_smoothing)
   if _is_floating(labels):
     if ignore_index is not None:
-      raise ValueError(f"{fn}: `ignore_index` applies to integer labels only, got floating labels.")
-    x, t, mask = _probability_labels(fn, logits, labels, axis, where)
-    class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+      raise ValueError(f"{_checks.name()}: `ignore_index` applies to integer labels only, got floating labels.")
+    x, t, mask = _probability_labels(logits, labels, axis, where)
+    class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
     q = _smoothed(t, label_smoothing)
     q = q if class_weights is None else q * jnp.broadcast_to(class_weights, q.shape)
     loss = _neg_log_softmax_sum(x, jax.nn.logsumexp(x, axis=-1), q)
-    return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
-  x = _scores(fn, "logits", logits, axis)
-  labels = _class_labels(fn, "logits", x, labels, where, ignore_index)
-  x = _masked_scores(fn, "logits", x, labels)
-  class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+    return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
+  x = _scores("logits", logits, axis)
+  labels = _class_labels("logits", x, labels, where, ignore_index)
+  x = _masked_scores("logits", x, labels)
+  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
 
 
-@_reduce.jit()
+@loss
 def binary_cross_entropy(
   probs: ArrayLike,
   targets: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -442,19 +443,18 @@ def binary_cross_entropy(
     >>> print(jl.binary_cross_entropy(jnp.array([0.5, 0.0]), jnp.array([1.0, 1.0]), reduction="none"))
     [  0.6931472 100.       ]
   """
-  fn = "jaxloss.binary_cross_entropy"
-  p, t, mask = _pair(fn, ("probs", "targets"), probs, targets, where)
-  _checks.debug_probabilities(fn, probs=p, targets=t)
-  return _reduce.reduce(fn, _binary_cross_entropy(p, t), reduction=reduction, weights=weights, where=mask)
+  p, t, mask = _pair(("probs", "targets"), probs, targets, where)
+  _checks.debug_probabilities(probs=p, targets=t)
+  return _reduce.reduce(_binary_cross_entropy(p, t), reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit()
+@loss
 def binary_cross_entropy_with_logits(
   logits: ArrayLike,
   targets: ArrayLike,
   *,
   pos_weight: ArrayLike | None = None,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -488,25 +488,24 @@ def binary_cross_entropy_with_logits(
     >>> print(jl.binary_cross_entropy_with_logits(jnp.array([0.0, 1e4]), jnp.array([1.0, 0.0]), reduction="none"))
     [6.931472e-01 1.000000e+04]
   """
-  fn = "jaxloss.binary_cross_entropy_with_logits"
-  x, t, mask = _pair(fn, ("logits", "targets"), logits, targets, where)
-  _checks.debug_probabilities(fn, targets=t)
+  x, t, mask = _pair(("logits", "targets"), logits, targets, where)
+  _checks.debug_probabilities(targets=t)
   if pos_weight is not None:
-    pos_weight = _checks.real(fn, "pos_weight", pos_weight)
-    _checks.broadcastable(fn, "pos_weight", pos_weight, x.shape, "`logits`")
+    pos_weight = _checks.real("pos_weight", pos_weight)
+    _checks.broadcastable("pos_weight", pos_weight, x.shape, "`logits`")
     pos_weight = jnp.broadcast_to(pos_weight.astype(x.dtype), x.shape)
   loss = _sigmoid_cross_entropy(x, t, pos_weight)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("alpha", "gamma")
+@loss
 def sigmoid_focal(
   logits: ArrayLike,
   targets: ArrayLike,
   *,
-  alpha: float = 0.25,
-  gamma: float = 2.0,
-  reduction: str = "mean",
+  alpha: Numeric = 0.25,
+  gamma: Numeric = 2.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -542,29 +541,28 @@ def sigmoid_focal(
     >>> print(jl.sigmoid_focal(jnp.array([0.0, 3.0]), jnp.array([1.0, 1.0]), reduction="none"))
     [4.3321699e-02 2.7320833e-05]
   """
-  fn = "jaxloss.sigmoid_focal"
-  alpha = _checks.static_number(fn, "alpha", alpha)
-  gamma = _checks.static_number(fn, "gamma", gamma)
-  _checks.option(fn, "alpha", alpha, alpha <= 1, "in [0, 1], or negative to disable it")
-  _checks.option(fn, "gamma", gamma, gamma >= 0, "a non-negative number")
-  x, t, mask = _pair(fn, ("logits", "targets"), logits, targets, where)
-  _checks.debug_probabilities(fn, targets=t)
+  alpha = _checks.static_number("alpha", alpha)
+  gamma = _checks.static_number("gamma", gamma)
+  _checks.option("alpha", alpha, alpha <= 1, "in [0, 1], or negative to disable it")
+  _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
+  x, t, mask = _pair(("logits", "targets"), logits, targets, where)
+  _checks.debug_probabilities(targets=t)
   loss = _sigmoid_cross_entropy(x, t)
   if gamma:
     loss = loss * jnp.exp(gamma * _log_one_minus_pt(x, t))
   if alpha >= 0:
     loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("gamma")
+@loss
 def softmax_focal(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
-  gamma: float = 2.0,
+  gamma: Numeric = 2.0,
   alpha: ArrayLike | None = None,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -600,30 +598,29 @@ def softmax_focal(
     >>> print(jl.softmax_focal(logits, jnp.array([0, 1]), reduction="none"))
     [0.01086933 0.4882721 ]
   """
-  fn = "jaxloss.softmax_focal"
-  gamma = _checks.static_number(fn, "gamma", gamma)
-  _checks.option(fn, "gamma", gamma, gamma >= 0, "a non-negative number")
-  x = _scores(fn, "logits", logits)
-  labels = _class_labels(fn, "logits", x, labels, where)
-  x = _masked_scores(fn, "logits", x, labels)
+  gamma = _checks.static_number("gamma", gamma)
+  _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
+  x = _scores("logits", logits)
+  labels = _class_labels("logits", x, labels, where)
+  x = _masked_scores("logits", x, labels)
   lse = jax.nn.logsumexp(x, axis=-1)
   loss = lse - _pick(x, labels.index)
   if gamma:
     others = ~_one_hot(labels.index, x.shape[-1])
     log_one_minus_p = _logsumexp_where(x, others) - lse
     loss = jnp.exp(gamma * log_one_minus_p) * loss
-  alpha = _class_weights(fn, "alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
+  alpha = _class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
   loss = _weighted_by_class(loss, alpha, labels)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
 
 
-@_reduce.jit("margin")
+@loss
 def hinge(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 1.0,
-  reduction: str = "mean",
+  margin: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -657,21 +654,20 @@ def hinge(
     >>> print(jl.hinge(s, y, reduction="none"), jax.grad(jl.hinge)(s, y))
     [0.  0.5] [ 0.  -0.5]
   """
-  fn = "jaxloss.hinge"
-  margin = _checks.static_number(fn, "margin", margin)
-  s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
-  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
+  margin = _checks.static_number("margin", margin)
+  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
+  _check_signs(y if mask is None else jnp.where(mask, y, 1))
   # _custom.relu, not jax.nn.relu: the same derivatives, less memory traffic on CPU (see there).
-  return _reduce.reduce(fn, _custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(_custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("margin")
+@loss
 def squared_hinge(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 1.0,
-  reduction: str = "mean",
+  margin: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -703,19 +699,18 @@ def squared_hinge(
     >>> print(jl.squared_hinge(jnp.array([1.0, -0.5]), jnp.array([1.0, 1.0]), reduction="none"))
     [0.   2.25]
   """
-  fn = "jaxloss.squared_hinge"
-  margin = _checks.static_number(fn, "margin", margin)
-  s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
-  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
-  return _reduce.reduce(fn, jnp.square(jax.nn.relu(margin - y * s)), reduction=reduction, weights=weights, where=mask)
+  margin = _checks.static_number("margin", margin)
+  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
+  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  return _reduce.reduce(jnp.square(jax.nn.relu(margin - y * s)), reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit()
+@loss
 def multiclass_hinge(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -752,25 +747,24 @@ def multiclass_hinge(
     >>> print(jl.multiclass_hinge(s, y), jax.grad(jl.multiclass_hinge)(s, y))
     1.5 [[-1.   0.5  0.5]]
   """
-  fn = "jaxloss.multiclass_hinge"
-  s = _scores(fn, "scores", scores)
-  labels = _class_labels(fn, "scores", s, labels, where)
-  s = _masked_scores(fn, "scores", s, labels)
+  s = _scores("scores", scores)
+  labels = _class_labels("scores", s, labels, where)
+  s = _masked_scores("scores", s, labels)
   target = _one_hot(labels.index, s.shape[-1])
   runner_up = _custom.max(jnp.where(target, -jnp.inf, s))
   loss = _weighted_by_class(jax.nn.relu(1 + runner_up - _pick(s, labels.index)), None, labels)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
 
 
-@_reduce.jit("p", "margin")
+@loss
 def multi_margin(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  p: int = 1,
-  margin: float = 1.0,
+  p: Static[int] = 1,
+  margin: Numeric = 1.0,
   class_weights: ArrayLike | None = None,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -804,28 +798,27 @@ def multi_margin(
     >>> print(jl.multi_margin(jnp.array([[1.0, 0.5, -1.0]]), jnp.array([0])))
     0.16666667
   """
-  fn = "jaxloss.multi_margin"
-  _checks.option(fn, "p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
-  margin = _checks.static_number(fn, "margin", margin)
-  s = _scores(fn, "scores", scores)
-  labels = _class_labels(fn, "scores", s, labels, where)
-  s = _masked_scores(fn, "scores", s, labels)
+  _checks.option("p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
+  margin = _checks.static_number("margin", margin)
+  s = _scores("scores", scores)
+  labels = _class_labels("scores", s, labels, where)
+  s = _masked_scores("scores", s, labels)
   num_classes = s.shape[-1]
   terms = jax.nn.relu(margin - _pick(s, labels.index)[..., None] + s)
   terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
   loss = jnp.sum(terms, axis=-1) / num_classes
-  class_weights = _class_weights(fn, "class_weights", class_weights, num_classes, s.dtype)
+  class_weights = _class_weights("class_weights", class_weights, num_classes, s.dtype)
   loss = _weighted_by_class(loss, class_weights, labels)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
 
 
-@_reduce.jit("margin")
+@loss
 def hinge_embedding(
   inputs: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 1.0,
-  reduction: str = "mean",
+  margin: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -860,21 +853,20 @@ def hinge_embedding(
     >>> print(jl.hinge_embedding(x, y, reduction="none"), jax.grad(jl.hinge_embedding)(x, y))
     [0.3 0. ] [0.5 0. ]
   """
-  fn = "jaxloss.hinge_embedding"
-  margin = _checks.static_number(fn, "margin", margin)
-  x, y, mask = _pair(fn, ("inputs", "labels"), inputs, labels, where)
-  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
+  margin = _checks.static_number("margin", margin)
+  x, y, mask = _pair(("inputs", "labels"), inputs, labels, where)
+  _check_signs(y if mask is None else jnp.where(mask, y, 1))
   zero = jnp.zeros((), x.dtype)
   loss = jnp.where(y != 1, jax.nn.relu(margin - x), zero) + jnp.where(y != -1, x, zero)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit()
+@loss
 def soft_margin(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -903,19 +895,18 @@ def soft_margin(
     >>> print(jl.soft_margin(jnp.array([0.0, 100.0]), jnp.array([1.0, -1.0]), reduction="none"))
     [  0.6931472 100.       ]
   """
-  fn = "jaxloss.soft_margin"
-  s, y, mask = _pair(fn, ("scores", "labels"), scores, labels, where)
-  _check_signs(fn, y if mask is None else jnp.where(mask, y, 1))
-  return _reduce.reduce(fn, jax.nn.softplus(-y * s), reduction=reduction, weights=weights, where=mask)
+  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
+  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  return _reduce.reduce(jax.nn.softplus(-y * s), reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit()
+@loss
 def multilabel_soft_margin(
   logits: ArrayLike,
   targets: ArrayLike,
   *,
   class_weights: ArrayLike | None = None,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -945,24 +936,23 @@ def multilabel_soft_margin(
     >>> print(jl.multilabel_soft_margin(jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]])))
     0.6931472
   """
-  fn = "jaxloss.multilabel_soft_margin"
-  x, t, mask = _pair(fn, ("logits", "targets"), logits, targets, where, axis=-1)
-  _checks.debug_probabilities(fn, targets=t)
+  x, t, mask = _pair(("logits", "targets"), logits, targets, where, axis=-1)
+  _checks.debug_probabilities(targets=t)
   terms = _sigmoid_cross_entropy(x, t)
-  class_weights = _class_weights(fn, "class_weights", class_weights, x.shape[-1], x.dtype)
+  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   if class_weights is not None:
     terms = jnp.broadcast_to(class_weights, terms.shape) * terms
   loss = jnp.mean(terms, axis=-1)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("epsilon")
+@loss
 def poly_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
-  epsilon: float = 1.0,
-  reduction: str = "mean",
+  epsilon: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -997,17 +987,16 @@ def poly_cross_entropy(
     >>> print(jl.poly_cross_entropy(jnp.zeros((1, 2)), jnp.array([0])))
     1.1931472
   """
-  fn = "jaxloss.poly_cross_entropy"
-  epsilon = _checks.static_number(fn, "epsilon", epsilon)
+  epsilon = _checks.static_number("epsilon", epsilon)
   if _is_floating(labels):
-    x, t, mask = _probability_labels(fn, logits, labels, -1, where)
+    x, t, mask = _probability_labels(logits, labels, -1, where)
     lse = jax.nn.logsumexp(x, axis=-1)
     one_minus_p = -jnp.expm1(x - lse[..., None])
     loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
-    return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
-  x = _scores(fn, "logits", logits)
-  labels = _class_labels(fn, "logits", x, labels, where)
-  x = _masked_scores(fn, "logits", x, labels)
+    return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
+  x = _scores("logits", logits)
+  labels = _class_labels("logits", x, labels, where)
+  x = _masked_scores("logits", x, labels)
   loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
   loss = loss - epsilon * jnp.expm1(-loss)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=labels.mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)

@@ -14,30 +14,31 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _reduce
+from jaxloss import _checks, _inputs, _reduce
+from jaxloss._api import Static, loss
 
 _LOG2 = float(np.log(2.0))
 
 
-def _distributions(fn: str, names: tuple[str, str], first, second, axis: int, where, *, second_floating: bool):
+def _distributions(names: tuple[str, str], first, second, axis: int, where, *, second_floating: bool):
   """Two arrays of the same shape, distribution axis moved last, promoted and masked; and the mask."""
-  a = _checks.floating(fn, names[0], first)
-  b = (_checks.floating if second_floating else _checks.real)(fn, names[1], second)
-  _checks.same_shape(fn, (names[0], a), (names[1], b))
+  a = _checks.floating(names[0], first)
+  b = (_checks.floating if second_floating else _checks.real)(names[1], second)
+  _checks.same_shape((names[0], a), (names[1], b))
   if a.ndim == 0:
-    raise ValueError(f"{fn}: `{names[0]}` must have a distribution axis, got a scalar.")
-  axis = _checks.axis_index(fn, axis, a.ndim)
+    raise ValueError(f"{_checks.name()}: `{names[0]}` must have a distribution axis, got a scalar.")
+  axis = _checks.axis_index(axis, a.ndim)
   dtype = _checks.compute_dtype(a, b)
   a, b = jnp.moveaxis(a.astype(dtype), axis, -1), jnp.moveaxis(b.astype(dtype), axis, -1)
-  mask = _reduce.where_mask(fn, where, a.shape[:-1])
-  a, b = _reduce.zero_masked(mask, a, b, axis=-1)
-  _checks.debug_no_nan(fn, **{names[0]: a, names[1]: b})
+  mask = _inputs.mask(where, a.shape[:-1])
+  a, b = _inputs.zero_masked(mask, a, b, axis=-1)
+  _checks.debug_no_nan(**{names[0]: a, names[1]: b})
   return a, b, mask
 
 
-def _check_log_probabilities(fn: str, **arrays: jax.Array) -> None:
+def _check_log_probabilities(**arrays: jax.Array) -> None:
   for name, x in arrays.items():
-    _checks.debug_values(fn, name, x, x <= 0, "a log-probability, <= 0")
+    _checks.debug_values(name, x, x <= 0, "a log-probability, <= 0")
 
 
 def _relative_entropy_terms(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
@@ -59,14 +60,14 @@ def _target_entropy_terms(p: jax.Array, log_q: jax.Array) -> jax.Array:
   return jnp.where(present, safe_p * (jnp.log(safe_p) - jnp.where(present, log_q, 0)), 0)
 
 
-@_reduce.jit("log_targets", "axis")
+@loss
 def kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  log_targets: bool = False,
-  axis: int = -1,
-  reduction: str = "mean",
+  log_targets: Static[bool] = False,
+  axis: Static[int] = -1,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -108,27 +109,26 @@ def kl_divergence(
     >>> print(jl.kl_divergence(jnp.log(jnp.array([[0.5, 0.5, 0.0]])), p))
     0.0
   """
-  fn = "jaxloss.kl_divergence"
   log_q, t, mask = _distributions(
-    fn, ("log_predictions", "targets"), log_predictions, targets, axis, where, second_floating=log_targets
+    ("log_predictions", "targets"), log_predictions, targets, axis, where, second_floating=log_targets
   )
   if log_targets:
-    _check_log_probabilities(fn, log_predictions=log_q, targets=t)
+    _check_log_probabilities(log_predictions=log_q, targets=t)
   else:
-    _check_log_probabilities(fn, log_predictions=log_q)
-    _checks.debug_probabilities(fn, targets=t)
+    _check_log_probabilities(log_predictions=log_q)
+    _checks.debug_probabilities(targets=t)
   terms = _relative_entropy_terms(t, log_q) if log_targets else _target_entropy_terms(t, log_q)
   loss = jnp.sum(terms, axis=-1)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("axis")
+@loss
 def js_divergence(
   log_p: ArrayLike,
   log_q: ArrayLike,
   *,
-  axis: int = -1,
-  reduction: str = "mean",
+  axis: Static[int] = -1,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -164,12 +164,11 @@ def js_divergence(
     >>> print(jl.js_divergence(jnp.log(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.0, 1.0]))))
     0.6931472
   """
-  fn = "jaxloss.js_divergence"
-  log_p, log_q, mask = _distributions(fn, ("log_p", "log_q"), log_p, log_q, axis, where, second_floating=True)
-  _check_log_probabilities(fn, log_p=log_p, log_q=log_q)
+  log_p, log_q, mask = _distributions(("log_p", "log_q"), log_p, log_q, axis, where, second_floating=True)
+  _check_log_probabilities(log_p=log_p, log_q=log_q)
   absent = (log_p == -jnp.inf) & (log_q == -jnp.inf)
   log_p, log_q = jnp.where(absent, 0, log_p), jnp.where(absent, 0, log_q)
   log_m = jnp.logaddexp(log_p, log_q) - _LOG2
   terms = _relative_entropy_terms(log_p, log_m) + _relative_entropy_terms(log_q, log_m)
   loss = 0.5 * jnp.sum(jnp.where(absent, 0, terms), axis=-1)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)

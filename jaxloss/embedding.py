@@ -21,52 +21,53 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _reduce
+from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss._api import Numeric, Static, loss
 
 
-def _embeddings(fn: str, where, *named: tuple[str, ArrayLike], others=()):
+def _embeddings(where, *named: tuple[str, ArrayLike], others=()):
   """Validated, promoted, masked embeddings ``[..., D]`` of equal shapes, and the mask over ``[...]``.
 
   ``others`` are further (name, array) pairs of the batch shape ``[...]`` (labels), promoted to the
   compute dtype and masked as well (masked labels become 1, valid for every loss here).
   """
-  arrays = [(name, _checks.floating(fn, name, x)) for name, x in named]
-  _checks.same_shape(fn, *arrays)
+  arrays = [(name, _checks.floating(name, x)) for name, x in named]
+  _checks.same_shape(*arrays)
   first_name, first = arrays[0]
   if first.ndim < 1:
-    raise ValueError(f"{fn}: `{first_name}` must have shape [..., D] (rank >= 1), got shape {first.shape}.")
+    raise ValueError(f"{_checks.name()}: `{first_name}` must have shape [..., D] (rank >= 1), got shape {first.shape}.")
   batch = first.shape[:-1]
   extra = []
   for name, x in others:
-    x = _checks.real(fn, name, x)
+    x = _checks.real(name, x)
     if x.shape != batch:
       raise ValueError(
-        f"{fn}: `{name}` must have the batch shape of `{first_name}` {batch} (one per embedding), got"
+        f"{_checks.name()}: `{name}` must have the batch shape of `{first_name}` {batch} (one per embedding), got"
         f" {name}.shape={x.shape}."
       )
     extra.append(x)
   dtype = _checks.compute_dtype(*(x for _, x in arrays))
-  mask = _reduce.where_mask(fn, where, batch, of=f"the per-example loss (`{first_name}` without its last axis)")
-  embeddings = _reduce.zero_masked(mask, *(x.astype(dtype) for _, x in arrays), axis=-1)
+  mask = _inputs.mask(where, batch, of=f"the per-example loss (`{first_name}` without its last axis)")
+  embeddings = _inputs.zero_masked(mask, *(x.astype(dtype) for _, x in arrays), axis=-1)
   embeddings = embeddings if isinstance(embeddings, tuple) else (embeddings,)
-  extra = _reduce.zero_masked(mask, *(x.astype(dtype) for x in extra), fill=1)
+  extra = _inputs.zero_masked(mask, *(x.astype(dtype) for x in extra), fill=1)
   extra = extra if isinstance(extra, tuple) else (extra,)
-  _checks.debug_no_nan(fn, **{name: x for (name, _), x in zip(arrays, embeddings, strict=True)})
+  _checks.debug_no_nan(**{name: x for (name, _), x in zip(arrays, embeddings, strict=True)})
   return (*embeddings, *extra, mask)
 
 
-def _check_sign_labels(fn: str, labels: jax.Array) -> None:
-  _checks.debug_all((labels == 1) | (labels == -1), f"{fn}: `labels` must be 1 or -1, found {{}}.", labels)
+def _check_sign_labels(labels: jax.Array) -> None:
+  _checks.debug_all((labels == 1) | (labels == -1), f"{_checks.name()}: `labels` must be 1 or -1, found {{}}.", labels)
 
 
-@_reduce.jit("margin")
+@loss
 def margin_ranking(
   x1: ArrayLike,
   x2: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 0.0,
-  reduction: str = "mean",
+  margin: Numeric = 0.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -99,19 +100,18 @@ def margin_ranking(
     >>> print(jl.margin_ranking(x1, x2, jnp.array([1.0, 1.0]), margin=0.5, reduction="none"))
     [0.  1.5]
   """
-  fn = "jaxloss.margin_ranking"
-  margin = _checks.static_number(fn, "margin", margin)
-  a = _checks.floating(fn, "x1", x1)
-  b = _checks.floating(fn, "x2", x2)
-  y = _checks.real(fn, "labels", labels)
-  _checks.same_shape(fn, ("x1", a), ("x2", b), ("labels", y))
+  margin = _checks.static_number("margin", margin)
+  a = _checks.floating("x1", x1)
+  b = _checks.floating("x2", x2)
+  y = _checks.real("labels", labels)
+  _checks.same_shape(("x1", a), ("x2", b), ("labels", y))
   dtype = _checks.compute_dtype(a, b)
-  mask = _reduce.where_mask(fn, where, a.shape, of="`x1`")
-  a, b, y = _reduce.zero_masked(mask, a.astype(dtype), b.astype(dtype), y.astype(dtype), fill=1)
-  _checks.debug_no_nan(fn, x1=a, x2=b)
-  _check_sign_labels(fn, y)
+  mask = _inputs.mask(where, a.shape, of="`x1`")
+  a, b, y = _inputs.zero_masked(mask, a.astype(dtype), b.astype(dtype), y.astype(dtype), fill=1)
+  _checks.debug_no_nan(x1=a, x2=b)
+  _check_sign_labels(y)
   loss = jax.nn.relu(margin - y * (a - b))
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
 def _smaller(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -119,18 +119,18 @@ def _smaller(a: jax.Array, b: jax.Array) -> jax.Array:
   return jnp.where(a < b, a, jnp.where(b < a, b, 0.5 * (a + b)))
 
 
-@_reduce.jit("margin", "p", "eps", "swap", "distance_fn")
+@loss
 def triplet_margin(
   anchor: ArrayLike,
   positive: ArrayLike,
   negative: ArrayLike,
   *,
-  margin: float = 1.0,
-  p: float = 2.0,
-  eps: float = 1e-6,
-  swap: bool = False,
-  distance_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-  reduction: str = "mean",
+  margin: Numeric = 1.0,
+  p: Static[float] = 2.0,
+  eps: Numeric = 1e-6,
+  swap: Static[bool] = False,
+  distance_fn: Static[Callable[[jax.Array, jax.Array], jax.Array] | None] = None,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -180,16 +180,15 @@ def triplet_margin(
     >>> print(jl.triplet_margin(a, jnp.array([[3.0, 4.0]]), jnp.array([[0.0, 1.0]]), eps=0.0))
     5.0
   """
-  fn = "jaxloss.triplet_margin"
-  margin = _checks.static_number(fn, "margin", margin)
-  _checks.option(fn, "margin", margin, margin >= 0, "a non-negative number")
-  p = _checks.static_number(fn, "p", p)
-  _checks.option(fn, "p", p, 1 <= p < np.inf, "a finite number >= 1")
-  eps = _checks.static_number(fn, "eps", eps)
-  _checks.option(fn, "eps", eps, eps >= 0, "a non-negative number")
-  _checks.option(fn, "swap", swap, isinstance(swap, bool), "a bool")
-  _checks.option(fn, "distance_fn", distance_fn, distance_fn is None or callable(distance_fn), "None or a callable")
-  a, pos, neg, mask = _embeddings(fn, where, ("anchor", anchor), ("positive", positive), ("negative", negative))
+  margin = _checks.static_number("margin", margin)
+  _checks.option("margin", margin, margin >= 0, "a non-negative number")
+  p = _checks.static_number("p", p)
+  _checks.option("p", p, 1 <= p < np.inf, "a finite number >= 1")
+  eps = _checks.static_number("eps", eps)
+  _checks.option("eps", eps, eps >= 0, "a non-negative number")
+  _checks.option("swap", swap, isinstance(swap, bool), "a bool")
+  _checks.option("distance_fn", distance_fn, distance_fn is None or callable(distance_fn), "None or a callable")
+  a, pos, neg, mask = _embeddings(where, ("anchor", anchor), ("positive", positive), ("negative", negative))
 
   def distance(x, y):
     if distance_fn is None:
@@ -197,7 +196,7 @@ def triplet_margin(
     d = jnp.asarray(distance_fn(x, y))
     if d.shape != x.shape[:-1] or not jnp.issubdtype(d.dtype, jnp.floating):
       raise ValueError(
-        f"{fn}: `distance_fn` must return one floating distance per example, shape {x.shape[:-1]}, got"
+        f"{_checks.name()}: `distance_fn` must return one floating distance per example, shape {x.shape[:-1]}, got"
         f" shape {d.shape} and dtype {d.dtype}."
       )
     return d.astype(x.dtype)
@@ -206,17 +205,17 @@ def triplet_margin(
   if swap:
     closest_negative = _smaller(closest_negative, distance(pos, neg))
   loss = jax.nn.relu(distance(a, pos) - closest_negative + margin)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("margin")
+@loss
 def contrastive(
   x1: ArrayLike,
   x2: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 1.0,
-  reduction: str = "mean",
+  margin: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -254,30 +253,29 @@ def contrastive(
     >>> print(jl.contrastive(x1, x2, jnp.array([1.0, 0.0]), reduction="none"))
     [25.    0.25]
   """
-  fn = "jaxloss.contrastive"
-  margin = _checks.static_number(fn, "margin", margin)
-  _checks.option(fn, "margin", margin, margin >= 0, "a non-negative number")
-  a, b, y, mask = _embeddings(fn, where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
-  _checks.debug_all((y >= 0) & (y <= 1), f"{fn}: `labels` must be in [0, 1], found {{}}.", y)
+  margin = _checks.static_number("margin", margin)
+  _checks.option("margin", margin, margin >= 0, "a non-negative number")
+  a, b, y, mask = _embeddings(where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
+  _checks.debug_all((y >= 0) & (y <= 1), f"{_checks.name()}: `labels` must be in [0, 1], found {{}}.", y)
   difference = a - b
   squared = jnp.sum(difference * difference, axis=-1)
   short = jax.nn.relu(margin - _custom.norm(difference, 2.0))
   loss = y * squared + (1 - y) * short * short
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
 # torch's cosine_embedding_loss adds this to both squared magnitudes (aten/src/ATen/native/Loss.cpp).
 _COSINE_EPSILON = 1e-12
 
 
-@_reduce.jit("margin")
+@loss
 def cosine_embedding(
   x1: ArrayLike,
   x2: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 0.0,
-  reduction: str = "mean",
+  margin: Numeric = 0.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -314,25 +312,24 @@ def cosine_embedding(
     >>> print(jl.cosine_embedding(x1, x2, jnp.array([1.0, -1.0]), reduction="none"))
     [1. 1.]
   """
-  fn = "jaxloss.cosine_embedding"
-  margin = _checks.static_number(fn, "margin", margin)
-  _checks.option(fn, "margin", margin, -1 <= margin <= 1, "in [-1, 1]")
-  a, b, y, mask = _embeddings(fn, where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
-  _check_sign_labels(fn, y)
+  margin = _checks.static_number("margin", margin)
+  _checks.option("margin", margin, -1 <= margin <= 1, "in [-1, 1]")
+  a, b, y, mask = _embeddings(where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
+  _check_sign_labels(y)
   magnitudes = (jnp.sum(a * a, axis=-1) + _COSINE_EPSILON) * (jnp.sum(b * b, axis=-1) + _COSINE_EPSILON)
   cosine = jnp.sum(a * b, axis=-1) / jnp.sqrt(magnitudes)
   zero = jnp.zeros((), cosine.dtype)
   loss = jnp.where(y == 1, 1 - cosine, zero) + jnp.where(y == -1, jax.nn.relu(cosine - margin), zero)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("temperature")
+@loss
 def ntxent(
   embeddings: ArrayLike,
   labels: ArrayLike,
   *,
-  temperature: float = 0.07,
-  reduction: str = "mean",
+  temperature: Numeric = 0.07,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -380,22 +377,23 @@ def ntxent(
     >>> print(jl.ntxent(e, jnp.array([0, 0, 1, 1]), temperature=1.0))
     0.5978082
   """
-  fn = "jaxloss.ntxent"
-  temperature = _checks.static_number(fn, "temperature", temperature)
-  _checks.option(fn, "temperature", temperature, temperature > 0, "a positive number")
-  x = _checks.floating(fn, "embeddings", embeddings)
+  temperature = _checks.static_number("temperature", temperature)
+  _checks.option("temperature", temperature, temperature > 0, "a positive number")
+  x = _checks.floating("embeddings", embeddings)
   if x.ndim < 2:
-    raise ValueError(f"{fn}: `embeddings` must have shape [..., B, D] (rank >= 2), got embeddings.shape={x.shape}.")
-  y = _checks.integer(fn, "labels", labels)
+    raise ValueError(
+      f"{_checks.name()}: `embeddings` must have shape [..., B, D] (rank >= 2), got embeddings.shape={x.shape}."
+    )
+  y = _checks.integer("labels", labels)
   if y.shape != x.shape[:-1]:
     raise ValueError(
-      f"{fn}: `labels` must have shape [..., B], the shape of `embeddings` without its last axis"
+      f"{_checks.name()}: `labels` must have shape [..., B], the shape of `embeddings` without its last axis"
       f" {x.shape[:-1]}, got labels.shape={y.shape}."
     )
-  (x, mask) = _embeddings(fn, where, ("embeddings", x))
+  (x, mask) = _embeddings(where, ("embeddings", x))
   valid = jnp.ones(y.shape, bool) if mask is None else mask
   loss, count = _ntxent_per_anchor(x, y, valid, temperature)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=valid & (count > 0))
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid & (count > 0))
 
 
 def _ntxent_per_anchor(x: jax.Array, y: jax.Array, valid: jax.Array, temperature) -> tuple[jax.Array, jax.Array]:

@@ -24,7 +24,8 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _reduce
+from jaxloss import _checks, _inputs, _reduce
+from jaxloss._api import Numeric, Static, loss
 
 # Vocabulary columns per streamed block. A [tokens, chunk] float32 block of
 # 8192 tokens is 32 MiB at 1024; see linear_cross_entropy's docstring.
@@ -239,7 +240,7 @@ def _same_varying_axes(*arrays, axis_name=None):
   return out
 
 
-def _chunk(fn: str, chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int:
+def _chunk(chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int:
   """Tokens per block (``by_tokens``) or classes per block."""
   if chunk_size is None:
     # About 8M logits (32 MiB in float32) per block.
@@ -248,26 +249,26 @@ def _chunk(fn: str, chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int
     else:  # in multiples of 128 columns
       chunk_size = min(4096, max(128, (_BLOCK_ELEMENTS // max(tokens, 1)) // 128 * 128))
   ok = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) and chunk_size > 0
-  _checks.option(fn, "chunk_size", chunk_size, ok, "a positive int or None")
+  _checks.option("chunk_size", chunk_size, ok, "a positive int or None")
   return int(min(chunk_size, max(tokens if by_tokens else vocab, 1)))
 
 
 _BLOCK_ELEMENTS = 8 * 2**20
 
 
-@_reduce.jit("chunk_size", "label_smoothing", "ignore_index", "z_loss", "axis_name")
+@loss
 def linear_cross_entropy(
   hidden: ArrayLike,
   weight: ArrayLike,
   labels: ArrayLike,
   *,
   bias: ArrayLike | None = None,
-  chunk_size: int | None = None,
-  label_smoothing: float = 0.0,
-  ignore_index: int | None = None,
-  z_loss: float = 0.0,
-  axis_name: str | None = None,
-  reduction: str = "mean",
+  chunk_size: Static[int | None] = None,
+  label_smoothing: Numeric = 0.0,
+  ignore_index: Static[int | None] = None,
+  z_loss: Numeric = 0.0,
+  axis_name: Static[str | None] = None,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -363,46 +364,50 @@ def linear_cross_entropy(
     >>> print(d_weight.shape)
     (3, 2)
   """
-  fn = "jaxloss.linear_cross_entropy"
-  _reduce.check_reduction(fn, reduction)
-  h = _checks.floating(fn, "hidden", hidden)
-  w = _checks.floating(fn, "weight", weight)
-  y = _checks.integer(fn, "labels", labels)
-  b = None if bias is None else _checks.floating(fn, "bias", bias)
+  _reduce.check_reduction(reduction)
+  h = _checks.floating("hidden", hidden)
+  w = _checks.floating("weight", weight)
+  y = _checks.integer("labels", labels)
+  b = None if bias is None else _checks.floating("bias", bias)
   if h.ndim < 1:
-    raise ValueError(f"{fn}: `hidden` must have a feature axis, shape [..., D]; got a scalar.")
+    raise ValueError(f"{_checks.name()}: `hidden` must have a feature axis, shape [..., D]; got a scalar.")
   if w.ndim != 2 or w.shape[1] != h.shape[-1]:
     raise ValueError(
-      f"{fn}: `weight` must have shape [V, D] with D = hidden.shape[-1] = {h.shape[-1]}, got weight.shape={w.shape}."
+      f"{_checks.name()}: `weight` must have shape [V, D] with D = hidden.shape[-1] = {h.shape[-1]},"
+      f" got weight.shape={w.shape}."
       " For a [D, V] kernel pass its transpose."
     )
   if y.shape != h.shape[:-1]:
-    raise ValueError(f"{fn}: `labels` must have shape {h.shape[:-1]} (hidden.shape[:-1]), got labels.shape={y.shape}.")
+    raise ValueError(
+      f"{_checks.name()}: `labels` must have shape {h.shape[:-1]} (hidden.shape[:-1]), got labels.shape={y.shape}."
+    )
   local_vocab = w.shape[0]
   if b is not None and b.shape != (local_vocab,):
-    raise ValueError(f"{fn}: `bias` must have shape ({local_vocab},) (weight.shape[0]), got bias.shape={b.shape}.")
-  smoothing = _checks.static_number(fn, "label_smoothing", label_smoothing)
-  _checks.option(fn, "label_smoothing", label_smoothing, 0 <= smoothing <= 1, "in [0, 1]")
-  z_weight = _checks.static_number(fn, "z_loss", z_loss)
-  _checks.option(fn, "z_loss", z_loss, z_weight >= 0, "a non-negative number")
+    raise ValueError(
+      f"{_checks.name()}: `bias` must have shape ({local_vocab},) (weight.shape[0]), got bias.shape={b.shape}."
+    )
+  smoothing = _checks.static_number("label_smoothing", label_smoothing)
+  _checks.option("label_smoothing", label_smoothing, 0 <= smoothing <= 1, "in [0, 1]")
+  z_weight = _checks.static_number("z_loss", z_loss)
+  _checks.option("z_loss", z_loss, z_weight >= 0, "a non-negative number")
   ok = ignore_index is None or (isinstance(ignore_index, (int, np.integer)) and not isinstance(ignore_index, bool))
-  _checks.option(fn, "ignore_index", ignore_index, ok, "an int or None")
+  _checks.option("ignore_index", ignore_index, ok, "an int or None")
   tokens = int(np.prod(y.shape))
   # Mean and sum: blocks of tokens against the whole vocabulary, gradients formed in the forward pass.
   # reduction="none" (whose cotangents are only known in the backward pass), a vocabulary sharded over
   # axis_name, and tokens sharded in the types: blocks of classes, logits recomputed in the backward pass.
   by_tokens = reduction != "none" and axis_name is None and not _batch_sharded(h)
-  chunk = _chunk(fn, chunk_size, tokens, local_vocab, by_tokens)
+  chunk = _chunk(chunk_size, tokens, local_vocab, by_tokens)
 
   dtype = _checks.compute_dtype(h, w, b)
   if h.dtype != w.dtype:
     h, w = h.astype(dtype), w.astype(dtype)
   b = None if b is None else b.astype(dtype)
-  mask = _reduce.where_mask(fn, where, y.shape, of="`labels`")
+  mask = _inputs.mask(where, y.shape, of="`labels`")
   if ignore_index is not None:
     kept = y != ignore_index
     mask = kept if mask is None else mask & kept
-  h = _reduce.zero_masked(mask, h, axis=-1)
+  h = _inputs.zero_masked(mask, h, axis=-1)
   if mask is not None:
     y = jnp.where(mask, y, jnp.zeros((), y.dtype))
 
@@ -410,12 +415,12 @@ def linear_cross_entropy(
   outside = (y < 0) | (y >= vocab)
   # A reduction, not an index: indexing a token-sharded array by a traced position fails under explicit sharding.
   offender = jnp.max(jnp.where(outside, y, jnp.iinfo(y.dtype).min))
-  _checks.debug_check(~jnp.any(outside), f"{fn}: `labels` must be in [0, {vocab}), found {{}}.", offender)
-  _checks.debug_no_nan(fn, hidden=h)
+  _checks.debug_check(~jnp.any(outside), f"{_checks.name()}: `labels` must be in [0, {vocab}), found {{}}.", offender)
+  _checks.debug_no_nan(hidden=h)
   flat_h, flat_y = h.reshape(tokens, h.shape[-1]), y.reshape(tokens)
   if by_tokens:
     # The reduction is linear in the per-token losses: its gradient is their coefficients.
-    reduced = lambda per_token: _reduce.reduce(fn, per_token, reduction=reduction, weights=weights, where=mask)
+    reduced = lambda per_token: _reduce.reduce(per_token, reduction=reduction, weights=weights, where=mask)
     coefficients = jax.grad(reduced)(jnp.zeros(y.shape, dtype)).reshape(tokens)
     blocks = -(-tokens // chunk)
     flat_h, w, b, flat_y, coefficients = _same_varying_axes(flat_h, w, b, flat_y, coefficients)
@@ -436,4 +441,4 @@ def linear_cross_entropy(
     per_token = (1 - smoothing) * per_token + smoothing * (lse - total / vocab)
   if z_weight:
     per_token = per_token + z_weight * jnp.square(lse)
-  return _reduce.reduce(fn, per_token.reshape(y.shape), reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(per_token.reshape(y.shape), reduction=reduction, weights=weights, where=mask)

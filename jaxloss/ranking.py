@@ -19,39 +19,40 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _reduce
+from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss._api import Numeric, Static, loss
 
 
-def _lists(fn: str, scores, labels, where) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _lists(scores, labels, where) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Validated, promoted ``(scores, labels, valid)``; masked items are zeroed and ``valid`` is False there."""
-  s = _checks.floating(fn, "scores", scores)
-  y = _checks.real(fn, "labels", labels)
-  _checks.same_shape(fn, ("scores", s), ("labels", y))
+  s = _checks.floating("scores", scores)
+  y = _checks.real("labels", labels)
+  _checks.same_shape(("scores", s), ("labels", y))
   if s.ndim < 1:
-    raise ValueError(f"{fn}: `scores` must have shape [..., L] (rank >= 1), got scores.shape={s.shape}.")
+    raise ValueError(f"{_checks.name()}: `scores` must have shape [..., L] (rank >= 1), got scores.shape={s.shape}.")
   dtype = _checks.compute_dtype(s, y)
-  mask = _reduce.where_mask(fn, where, s.shape, of="`scores` (`where` masks list items)")
-  s, y = _reduce.zero_masked(mask, s.astype(dtype), y.astype(dtype))
-  _checks.debug_no_nan(fn, scores=s, labels=y)
+  mask = _inputs.mask(where, s.shape, of="`scores` (`where` masks list items)")
+  s, y = _inputs.zero_masked(mask, s.astype(dtype), y.astype(dtype))
+  _checks.debug_no_nan(scores=s, labels=y)
   return s, y, jnp.ones(s.shape, bool) if mask is None else mask
 
 
-def _pairwise(fn, scores, labels, where, weights, reduction, pair_loss: Callable[[jax.Array], jax.Array]):
+def _pairwise(scores, labels, where, weights, reduction, pair_loss: Callable[[jax.Array], jax.Array]):
   """Sum of ``pair_loss(s_i - s_j)`` over the valid pairs with ``y_i > y_j``, per list."""
-  s, y, valid = _lists(fn, scores, labels, where)
+  s, y, valid = _lists(scores, labels, where)
   ordered = (y[..., :, None] > y[..., None, :]) & valid[..., :, None] & valid[..., None, :]
   per_pair = jnp.where(ordered, pair_loss(s[..., :, None] - s[..., None, :]), 0)
   has_pair = jnp.any(ordered, axis=(-2, -1))
-  return _reduce.reduce(fn, jnp.sum(per_pair, axis=(-2, -1)), reduction=reduction, weights=weights, where=has_pair)
+  return _reduce.reduce(jnp.sum(per_pair, axis=(-2, -1)), reduction=reduction, weights=weights, where=has_pair)
 
 
-@_reduce.jit("margin")
+@loss
 def pairwise_hinge(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  margin: float = 1.0,
-  reduction: str = "mean",
+  margin: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -82,17 +83,16 @@ def pairwise_hinge(
     >>> print(jl.pairwise_hinge(jnp.array([2.0, 1.0, 3.0]), jnp.array([1.0, 0.0, 0.0])))
     2.0
   """
-  fn = "jaxloss.pairwise_hinge"
-  margin = _checks.static_number(fn, "margin", margin)
-  return _pairwise(fn, scores, labels, where, weights, reduction, lambda gap: jax.nn.relu(margin - gap))
+  margin = _checks.static_number("margin", margin)
+  return _pairwise(scores, labels, where, weights, reduction, lambda gap: jax.nn.relu(margin - gap))
 
 
-@_reduce.jit()
+@loss
 def pairwise_logistic(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -122,16 +122,15 @@ def pairwise_logistic(
     >>> print(jl.pairwise_logistic(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0])))
     0.6931472
   """
-  fn = "jaxloss.pairwise_logistic"
-  return _pairwise(fn, scores, labels, where, weights, reduction, lambda gap: jax.nn.softplus(-gap))
+  return _pairwise(scores, labels, where, weights, reduction, lambda gap: jax.nn.softplus(-gap))
 
 
-@_reduce.jit()
+@loss
 def softmax_ranking(
   scores: ArrayLike,
   labels: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -164,12 +163,11 @@ def softmax_ranking(
     >>> print(jl.softmax_ranking(jnp.array([0.0, 0.0, 0.0, 0.0]), jnp.array([1.0, 0.0, 0.0, 0.0])))
     1.3862944
   """
-  fn = "jaxloss.softmax_ranking"
-  s, y, valid = _lists(fn, scores, labels, where)
-  _checks.debug_all(y >= 0, f"{fn}: `labels` must be >= 0, found {{}}.", y)
+  s, y, valid = _lists(scores, labels, where)
+  _checks.debug_all(y >= 0, f"{_checks.name()}: `labels` must be >= 0, found {{}}.", y)
   total = jnp.sum(y, axis=-1)
   normaliser = _custom.logsumexp(s, valid, axis=-1)
   normaliser = jnp.where(normaliser > -jnp.inf, normaliser, 0)  # no valid item: every term below is 0
   cross_entropy = jnp.sum(jnp.where(valid, y * (normaliser[..., None] - s), 0), axis=-1)
   loss = _reduce.safe_divide(cross_entropy, total)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=total > 0)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=total > 0)

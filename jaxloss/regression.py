@@ -14,37 +14,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _reduce
+from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss._api import Numeric, Static, loss
 
-_STATIC = ("reduction",)
-
-
-def _loss(*static: str):
-  """jit a public loss with ``reduction`` and the named options static."""
-  return _reduce.jit(*static)
+_FLOAT64_EPS = float(np.finfo(np.float64).eps)  # mape's default floor, as scikit-learn
 
 
-def _pair(fn: str, predictions, targets, where, *others: jax.Array):
-  """Validated, promoted, masked ``(predictions, targets, mask)`` of an elementwise loss.
-
-  ``others`` are further float inputs that take part in choosing the compute dtype.
-  """
-  p = _checks.floating(fn, "predictions", predictions)
-  t = _checks.real(fn, "targets", targets)
-  _checks.same_shape(fn, ("predictions", p), ("targets", t))
-  dtype = _checks.compute_dtype(p, t, *others)
-  mask = _reduce.where_mask(fn, where, p.shape, of="`predictions`")
-  p, t = _reduce.zero_masked(mask, p.astype(dtype), t.astype(dtype))
-  _checks.debug_no_nan(fn, predictions=p, targets=t)
-  return p, t, mask
+def _pair(predictions, targets, where, dtype_from=()):
+  """Validated, promoted, masked ``(predictions, targets, mask)`` of an elementwise loss."""
+  return _inputs.prepare(
+    ("predictions", predictions, "floating"), ("targets", targets, "real"), where=where, dtype_from=dtype_from
+  )
 
 
-@_loss()
+@loss
 def mse(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -73,17 +61,16 @@ def mse(
     >>> print(jl.mse(jnp.array([1.0, 2.0]), jnp.array([1.0, 4.0])))
     2.0
   """
-  fn = "jaxloss.mse"
-  p, t, mask = _pair(fn, predictions, targets, where)
-  return _reduce.reduce(fn, jnp.square(p - t), reduction=reduction, weights=weights, where=mask)
+  p, t, mask = _pair(predictions, targets, where)
+  return _reduce.reduce(jnp.square(p - t), reduction=reduction, weights=weights, where=mask)
 
 
-@_loss()
+@loss
 def mae(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -117,18 +104,17 @@ def mae(
     >>> print(jax.grad(jl.mae)(x, x))
     [0. 0.]
   """
-  fn = "jaxloss.mae"
-  p, t, mask = _pair(fn, predictions, targets, where)
-  return _reduce.reduce(fn, _custom.abs(p - t), reduction=reduction, weights=weights, where=mask)
+  p, t, mask = _pair(predictions, targets, where)
+  return _reduce.reduce(_custom.abs(p - t), reduction=reduction, weights=weights, where=mask)
 
 
-@_loss("axis")
+@loss
 def rmse(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  axis: int | tuple[int, ...] | None = None,
-  reduction: str = "mean",
+  axis: Static[int | tuple[int, ...] | None] = None,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -168,36 +154,28 @@ def rmse(
     >>> print(jl.rmse(p, jnp.zeros((2, 2)), axis=-1, reduction="none"))
     [0.       3.535534]
   """
-  fn = "jaxloss.rmse"
-  _reduce.check_reduction(fn, reduction)
-  p, t, mask = _pair(fn, predictions, targets, where)
-  dtype = p.dtype
-  axes = _checks.axis_tuple(fn, axis, p.ndim)
-  w = _reduce.weight_array(fn, weights, p.shape, dtype, of="`predictions`")
-  if mask is not None:
-    m = mask.astype(dtype)
-    w = m if w is None else w * m
+  _reduce.check_reduction(reduction)
+  p, t, mask = _pair(predictions, targets, where)
+  axes = _checks.axis_tuple(axis, p.ndim)
   error = p - t
-  squared = error * error
-  if w is None:
-    numerator = jnp.sum(squared, axis=axes)
-    denominator = jnp.full(numerator.shape, np.prod([p.shape[a] for a in axes]), dtype)
-  else:
-    numerator = jnp.sum(w * squared, axis=axes)
-    denominator = jnp.sum(w, axis=axes)
-  per_example = _custom.sqrt(_reduce.safe_divide(numerator, denominator))
+  # The weighted masked mean of the squares inside the root, per example: the shared reduction over `axes`.
+  inside = dict(weights=weights, where=mask, axis=axes, of="`predictions`")
+  per_example = _custom.sqrt(_reduce.reduce(error * error, reduction="mean", **inside))
   if axis is None:
     return per_example
-  return _reduce.reduce(fn, per_example, reduction=reduction, where=denominator != 0)
+  counted = None
+  if weights is not None or mask is not None:  # examples with no weight left leave the outer mean
+    counted = _reduce.reduce(jnp.ones_like(error), reduction="sum", **inside) != 0
+  return _reduce.reduce(per_example, reduction=reduction, where=counted)
 
 
-@_loss("delta")
+@loss
 def huber(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  delta: float = 1.0,
-  reduction: str = "mean",
+  delta: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -230,26 +208,30 @@ def huber(
     >>> print(jl.huber(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none"))
     [0.125 2.5  ]
   """
-  fn = "jaxloss.huber"
-  delta = _checks.static_number(fn, "delta", delta)
-  _checks.option(fn, "delta", delta, delta > 0, "a positive number")
-  p, t, mask = _pair(fn, predictions, targets, where)
-  return _reduce.reduce(fn, _huber(p - t, delta), reduction=reduction, weights=weights, where=mask)
+  p, t, mask = _pair(predictions, targets, where)
+  delta = _inputs.number("delta", delta, p.dtype, lambda d: d > 0, "a positive number", infinite_ok=True)
+  return _reduce.reduce(_huber(p - t, delta), reduction=reduction, weights=weights, where=mask)
 
 
 def _huber(error: jax.Array, delta) -> jax.Array:
-  """Huber of ``error`` elementwise; ``delta`` may be traced."""
+  """Huber of ``error`` elementwise; ``delta`` may be traced, and infinite (half the squared error)."""
   size = _custom.abs(error)
-  return jnp.where(size < delta, 0.5 * error * error, delta * (size - 0.5 * delta))
+  if _inputs.is_constant(delta, np.inf):  # the limit
+    return 0.5 * error * error
+  quadratic = size < delta
+  if _inputs.is_array(delta):
+    # Double where: the linear branch never sees an infinite traced delta, so its gradient stays finite.
+    delta = jnp.where(quadratic, jnp.zeros((), delta.dtype), delta)
+  return jnp.where(quadratic, 0.5 * error * error, delta * (size - 0.5 * delta))
 
 
-@_loss("beta")
+@loss
 def smooth_l1(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  beta: float = 1.0,
-  reduction: str = "mean",
+  beta: Numeric = 1.0,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -281,25 +263,25 @@ def smooth_l1(
     >>> print(jl.smooth_l1(jnp.array([0.5, 3.0]), jnp.zeros(2), reduction="none"))
     [0.125 2.5  ]
   """
-  fn = "jaxloss.smooth_l1"
-  beta = _checks.static_number(fn, "beta", beta)
-  _checks.option(fn, "beta", beta, beta >= 0, "a non-negative number")
-  p, t, mask = _pair(fn, predictions, targets, where)
+  p, t, mask = _pair(predictions, targets, where)
+  beta = _inputs.number("beta", beta, p.dtype, lambda b: b >= 0, "a non-negative number")
   error = p - t
   size = _custom.abs(error)
-  if beta == 0:
+  if _inputs.is_constant(beta, 0):
     loss = size
   else:
-    loss = jnp.where(size < beta, 0.5 * error * error / beta, size - 0.5 * beta)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+    # A traced beta may be 0 (then no element is below it): the division never sees it.
+    safe_beta = jnp.where(beta > 0, beta, 1) if _inputs.is_array(beta) else beta
+    loss = jnp.where(size < beta, 0.5 * error * error / safe_beta, size - 0.5 * beta)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_loss()
+@loss
 def log_cosh(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -329,18 +311,17 @@ def log_cosh(
     >>> print(jl.log_cosh(jnp.array([0.0, 1000.0]), jnp.zeros(2), reduction="none"))
     [  0.     999.3068]
   """
-  fn = "jaxloss.log_cosh"
-  p, t, mask = _pair(fn, predictions, targets, where)
-  return _reduce.reduce(fn, _custom.log_cosh(p - t), reduction=reduction, weights=weights, where=mask)
+  p, t, mask = _pair(predictions, targets, where)
+  return _reduce.reduce(_custom.log_cosh(p - t), reduction=reduction, weights=weights, where=mask)
 
 
-@_loss("q")
+@loss
 def quantile(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  q: float = 0.5,
-  reduction: str = "mean",
+  q: Numeric = 0.5,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -370,19 +351,17 @@ def quantile(
     >>> print(jl.quantile(jnp.array([0.0, 2.0]), jnp.ones(2), q=0.9, reduction="none"))
     [0.9 0.1]
   """
-  fn = "jaxloss.quantile"
-  q = _checks.static_number(fn, "q", q)
-  _checks.option(fn, "q", q, 0 <= q <= 1, "in [0, 1]")
-  p, t, mask = _pair(fn, predictions, targets, where)
-  return _reduce.reduce(fn, _custom.pinball(t - p, q), reduction=reduction, weights=weights, where=mask)
+  p, t, mask = _pair(predictions, targets, where)
+  q = _inputs.number("q", q, p.dtype, lambda q: (q >= 0) & (q <= 1), "in [0, 1]")
+  return _reduce.reduce(_custom.pinball(t - p, q), reduction=reduction, weights=weights, where=mask)
 
 
-@_loss()
+@loss
 def msle(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  reduction: str = "mean",
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -411,21 +390,20 @@ def msle(
     >>> print(jl.msle(jnp.array([0.0]), jnp.array([jnp.e - 1])))
     1.0
   """
-  fn = "jaxloss.msle"
-  p, t, mask = _pair(fn, predictions, targets, where)
-  _checks.debug_check(jnp.all(p > -1), f"{fn}: `predictions` must be > -1, found {{}}.", jnp.min(p))
-  _checks.debug_check(jnp.all(t > -1), f"{fn}: `targets` must be > -1, found {{}}.", jnp.min(t))
+  p, t, mask = _pair(predictions, targets, where)
+  _checks.debug_values("predictions", p, lambda: p > -1, "> -1")
+  _checks.debug_values("targets", t, lambda: t > -1, "> -1")
   error = jnp.log1p(p) - jnp.log1p(t)
-  return _reduce.reduce(fn, error * error, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(error * error, reduction=reduction, weights=weights, where=mask)
 
 
-@_loss("eps")
+@loss
 def mape(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  eps: float = float(np.finfo(np.float64).eps),
-  reduction: str = "mean",
+  eps: Numeric = _FLOAT64_EPS,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -457,26 +435,24 @@ def mape(
     >>> print(jl.mape(jnp.array([110.0, 45.0]), jnp.array([100.0, 50.0])))
     0.1
   """
-  fn = "jaxloss.mape"
-  eps = _checks.static_number(fn, "eps", eps)
-  _checks.option(fn, "eps", eps, eps > 0, "a positive number")
-  p, t, mask = _pair(fn, predictions, targets, where)
+  p, t, mask = _pair(predictions, targets, where)
+  eps = _inputs.number("eps", eps, p.dtype, lambda e: e > 0, "a positive number")
   # max(|t|, eps) with derivative 0 at the tie (relu'(0) = 0); max/add rather than a
   # select, which XLA:CPU cannot fuse into the reduction (forward was ~4x the jnp).
   scale = eps + jax.nn.relu(_custom.abs(t) - eps)
   loss = _custom.abs(p - t) / scale
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_loss("log_input", "full", "eps")
+@loss
 def poisson_nll(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  log_input: bool = True,
-  full: bool = False,
-  eps: float = 1e-8,
-  reduction: str = "mean",
+  log_input: Static[bool] = True,
+  full: Static[bool] = False,
+  eps: Numeric = 1e-8,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -511,26 +487,23 @@ def poisson_nll(
     >>> print(jl.poisson_nll(jnp.array([0.0]), jnp.array([2.0])))
     1.0
   """
-  fn = "jaxloss.poisson_nll"
-  eps = _checks.static_number(fn, "eps", eps)
-  _checks.option(fn, "eps", eps, eps >= 0, "a non-negative number")
-  p, t, mask = _pair(fn, predictions, targets, where)
-  _checks.debug_check(jnp.all(t >= 0), f"{fn}: `targets` must be >= 0, found {{}}.", jnp.min(t))
+  p, t, mask = _pair(predictions, targets, where)
+  eps = _inputs.number("eps", eps, p.dtype, lambda e: e >= 0, "a non-negative number")
+  _checks.debug_values("targets", t, lambda: t >= 0, ">= 0")
   if log_input:
     loss = jnp.exp(p) - t * p
   else:
-    message = f"{fn}: `predictions` (a rate) must be >= 0, found {{}}."
-    _checks.debug_check(jnp.all(p >= 0), message, jnp.min(p))
+    _checks.debug_values("predictions", p, lambda: p >= 0, ">= 0 (a rate)")
     loss = p - t * jnp.log(p + eps)
   if full:
     above_one = t > 1
     t_safe = jnp.where(above_one, t, 2)
     stirling = t_safe * jnp.log(t_safe) - t_safe + 0.5 * jnp.log(2 * np.pi * t_safe)
     loss = loss + jnp.where(above_one, stirling, 0)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-def _variance_shape(fn: str, variance: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+def _variance_shape(variance: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """torch's accepted ``var`` shapes: ``shape``, ``shape[:-1] + (1,)`` or ``shape[:-1]``."""
   if variance.shape == shape:
     return variance
@@ -539,20 +512,20 @@ def _variance_shape(fn: str, variance: jax.Array, shape: tuple[int, ...]) -> jax
   if len(shape) >= 1 and variance.shape == (*shape[:-1], 1):
     return jnp.broadcast_to(variance, shape)
   raise ValueError(
-    f"{fn}: `variance` must have the shape of `predictions` {shape}, or that shape with"
+    f"{_checks.name()}: `variance` must have the shape of `predictions` {shape}, or that shape with"
     f" the last dimension 1 or removed (one variance per example), got {variance.shape}."
   )
 
 
-@_loss("full", "eps")
+@loss
 def gaussian_nll(
   predictions: ArrayLike,
   targets: ArrayLike,
   variance: ArrayLike,
   *,
-  full: bool = False,
-  eps: float = 1e-6,
-  reduction: str = "mean",
+  full: Static[bool] = False,
+  eps: Numeric = 1e-6,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -588,17 +561,18 @@ def gaussian_nll(
     >>> print(jl.gaussian_nll(jnp.array([1.0]), jnp.array([3.0]), jnp.array([4.0])))
     1.1931472
   """
-  fn = "jaxloss.gaussian_nll"
-  eps = _checks.static_number(fn, "eps", eps)
-  _checks.option(fn, "eps", eps, eps > 0, "a positive number")
-  v = _checks.floating(fn, "variance", variance)
-  p, t, mask = _pair(fn, predictions, targets, where, v)
-  v = _variance_shape(fn, v, p.shape).astype(p.dtype)
-  v = _reduce.zero_masked(mask, v, fill=1)
-  _checks.debug_check(jnp.all(v >= 0), f"{fn}: `variance` must be >= 0, found {{}}.", jnp.min(v))
-  v = v + jax.lax.stop_gradient(jnp.maximum(v, eps) - v)
+  v = _checks.floating("variance", variance)
+  p, t, mask = _pair(predictions, targets, where, dtype_from=(v,))
+  eps = _inputs.number("eps", eps, p.dtype, lambda e: e > 0, "a positive number")
+  v = _variance_shape(v, p.shape).astype(p.dtype)
+  v = _inputs.zero_masked(mask, v, fill=1)
+  _checks.debug_values("variance", v, lambda: v >= 0, ">= 0")
+  # The floor max(v, eps), straight-through in v as torch's (a variance below eps still gets the
+  # gradient it would have at eps), and with its derivative with respect to eps where it applies.
+  floored = v < eps
+  v = v + jnp.where(floored, eps - jax.lax.stop_gradient(v), 0)
   error = p - t
   loss = 0.5 * (jnp.log(v) + error * error / v)
   if full:
     loss = loss + 0.5 * np.log(2 * np.pi)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)

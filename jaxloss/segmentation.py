@@ -16,29 +16,30 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _reduce
+from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss._api import Numeric, Static, loss
 
 
-def _inputs(fn: str, probs, targets, axis, where):
+def _overlap_inputs(probs, targets, axis, where):
   """Validated, promoted, masked ``(probs, targets)``, the axes to sum over, and the mask."""
-  p = _checks.floating(fn, "probs", probs)
-  t = _checks.real(fn, "targets", targets)
-  _checks.same_shape(fn, ("probs", p), ("targets", t))
+  p = _checks.floating("probs", probs)
+  t = _checks.real("targets", targets)
+  _checks.same_shape(("probs", p), ("targets", t))
   if axis is None:
     if p.ndim < 2:
       raise ValueError(
-        f"{fn}: with `axis=None` (every axis but the first) `probs` needs rank >= 2, got shape {p.shape};"
+        f"{_checks.name()}: with `axis=None` (every axis but the first) `probs` needs rank >= 2, got shape {p.shape};"
         " pass `axis` to choose the axes each example's overlap is taken over."
       )
     axes = tuple(range(1, p.ndim))
   else:
-    axes = _checks.axis_tuple(fn, axis, p.ndim)
+    axes = _checks.axis_tuple(axis, p.ndim)
   dtype = _checks.compute_dtype(p, t)
   shape = tuple(n for i, n in enumerate(p.shape) if i not in axes)
-  mask = _reduce.where_mask(fn, where, shape)
-  p, t = _reduce.zero_masked(mask, p.astype(dtype), t.astype(dtype), axis=axes)
-  _checks.debug_no_nan(fn, probs=p, targets=t)
-  _checks.debug_probabilities(fn, probs=p, targets=t)
+  mask = _inputs.mask(where, shape)
+  p, t = _inputs.zero_masked(mask, p.astype(dtype), t.astype(dtype), axis=axes)
+  _checks.debug_no_nan(probs=p, targets=t)
+  _checks.debug_probabilities(probs=p, targets=t)
   return p, t, axes, mask
 
 
@@ -48,20 +49,20 @@ def _one_minus_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
   return jnp.where(positive, 1 - _custom.divide(numerator, jnp.where(positive, denominator, 1)), 0)
 
 
-def _check_smooth(fn: str, smooth) -> float:
-  smooth = _checks.static_number(fn, "smooth", smooth)
-  _checks.option(fn, "smooth", smooth, smooth >= 0, "a non-negative number")
+def _check_smooth(smooth) -> float:
+  smooth = _checks.static_number("smooth", smooth)
+  _checks.option("smooth", smooth, smooth >= 0, "a non-negative number")
   return smooth
 
 
-@_reduce.jit("smooth", "axis")
+@loss
 def dice(
   probs: ArrayLike,
   targets: ArrayLike,
   *,
-  smooth: float = 1.0,
-  axis: int | tuple[int, ...] | None = None,
-  reduction: str = "mean",
+  smooth: Numeric = 1.0,
+  axis: Static[int | tuple[int, ...] | None] = None,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -102,24 +103,23 @@ def dice(
     >>> print(jl.dice(p, jnp.array([[1.0, 0.0, 0.0, 0.0]]), smooth=0.0))
     0.3333333
   """
-  fn = "jaxloss.dice"
-  smooth = _check_smooth(fn, smooth)
-  p, t, axes, mask = _inputs(fn, probs, targets, axis, where)
+  smooth = _check_smooth(smooth)
+  p, t, axes, mask = _overlap_inputs(probs, targets, axis, where)
   overlap = jnp.sum(p * t, axis=axes)
   loss = _one_minus_ratio(2 * overlap + smooth, jnp.sum(p, axis=axes) + jnp.sum(t, axis=axes) + smooth)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
-@_reduce.jit("alpha", "beta", "smooth", "axis")
+@loss
 def tversky(
   probs: ArrayLike,
   targets: ArrayLike,
   *,
-  alpha: float = 0.5,
-  beta: float = 0.5,
-  smooth: float = 1.0,
-  axis: int | tuple[int, ...] | None = None,
-  reduction: str = "mean",
+  alpha: Numeric = 0.5,
+  beta: Numeric = 0.5,
+  smooth: Numeric = 1.0,
+  axis: Static[int | tuple[int, ...] | None] = None,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -162,15 +162,14 @@ def tversky(
     >>> print(jl.tversky(p, t, alpha=0.2, beta=0.8, smooth=0.0))
     0.16666669
   """
-  fn = "jaxloss.tversky"
-  alpha = _checks.static_number(fn, "alpha", alpha)
-  beta = _checks.static_number(fn, "beta", beta)
-  _checks.option(fn, "alpha", alpha, alpha >= 0, "a non-negative number")
-  _checks.option(fn, "beta", beta, beta >= 0, "a non-negative number")
-  smooth = _check_smooth(fn, smooth)
-  p, t, axes, mask = _inputs(fn, probs, targets, axis, where)
+  alpha = _checks.static_number("alpha", alpha)
+  beta = _checks.static_number("beta", beta)
+  _checks.option("alpha", alpha, alpha >= 0, "a non-negative number")
+  _checks.option("beta", beta, beta >= 0, "a non-negative number")
+  smooth = _check_smooth(smooth)
+  p, t, axes, mask = _overlap_inputs(probs, targets, axis, where)
   loss = _tversky(p, t, axes, alpha, beta, smooth)
-  return _reduce.reduce(fn, loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
 def _tversky(p: jax.Array, t: jax.Array, axes, alpha, beta, smooth) -> jax.Array:

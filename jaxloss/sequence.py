@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _reduce
+from jaxloss import _checks, _inputs, _reduce
+from jaxloss._api import Static, loss
 
 # The CTC lattice of labels l_0 .. l_{N-1} has N + 1 blank states (blank n comes before label n) and N label
 # states, kept as two arrays [B, N + 1] and [B, N] so no step interleaves or gathers. Log-probabilities are
@@ -168,16 +169,16 @@ def _lattice(x: jax.Array, y: jax.Array, blank: int) -> tuple[jax.Array, jax.Arr
   return lp_blank, lp_labels, skip
 
 
-@_reduce.jit("blank", "zero_infinity")
+@loss
 def ctc(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
   logit_lengths: ArrayLike,
   label_lengths: ArrayLike,
-  blank: int = 0,
-  zero_infinity: bool = False,
-  reduction: str = "mean",
+  blank: Static[int] = 0,
+  zero_infinity: Static[bool] = False,
+  reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -234,35 +235,34 @@ def ctc(
     >>> print(jl.ctc(logits, labels, logit_lengths=jnp.array([3]), label_lengths=jnp.array([1])))
     0.28768206
   """
-  fn = "jaxloss.ctc"
-  x = _checks.floating(fn, "logits", logits)
-  y = _checks.integer(fn, "labels", labels)
-  logit_lengths = _checks.integer(fn, "logit_lengths", logit_lengths)
-  label_lengths = _checks.integer(fn, "label_lengths", label_lengths)
+  x = _checks.floating("logits", logits)
+  y = _checks.integer("labels", labels)
+  logit_lengths = _checks.integer("logit_lengths", logit_lengths)
+  label_lengths = _checks.integer("label_lengths", label_lengths)
   if x.ndim < 2:
-    raise ValueError(f"{fn}: `logits` must have shape [..., T, K] (rank >= 2), got logits.shape={x.shape}.")
+    raise ValueError(f"{_checks.name()}: `logits` must have shape [..., T, K] (rank >= 2), got logits.shape={x.shape}.")
   batch, (steps, classes) = x.shape[:-2], x.shape[-2:]
   if y.shape[:-1] != batch or y.ndim != x.ndim - 1:
     raise ValueError(
-      f"{fn}: `labels` must have shape [..., N] with the batch dimensions of `logits` {batch}, got"
+      f"{_checks.name()}: `labels` must have shape [..., N] with the batch dimensions of `logits` {batch}, got"
       f" labels.shape={y.shape} and logits.shape={x.shape}."
     )
   for name, lengths in (("logit_lengths", logit_lengths), ("label_lengths", label_lengths)):
     if lengths.shape != batch:
       raise ValueError(
-        f"{fn}: `{name}` must have the batch shape of `logits` {batch}, got {name}.shape={lengths.shape}."
+        f"{_checks.name()}: `{name}` must have the batch shape of `logits` {batch}, got {name}.shape={lengths.shape}."
       )
   blank_ok = isinstance(blank, (int, np.integer)) and not isinstance(blank, bool) and 0 <= blank < classes
-  _checks.option(fn, "blank", blank, blank_ok, f"an int in [0, {classes}) (the number of classes)")
-  _checks.option(fn, "zero_infinity", zero_infinity, isinstance(zero_infinity, bool), "a bool")
-  _reduce.check_reduction(fn, reduction)
+  _checks.option("blank", blank, blank_ok, f"an int in [0, {classes}) (the number of classes)")
+  _checks.option("zero_infinity", zero_infinity, isinstance(zero_infinity, bool), "a bool")
+  _reduce.check_reduction(reduction)
 
   dtype = _checks.compute_dtype(x)
-  mask = _reduce.where_mask(fn, where, batch, of="the per-sequence loss")
+  mask = _inputs.mask(where, batch, of="the per-sequence loss")
   n = y.shape[-1]
   size = math.prod(batch)
   # Flatten the batch; masked sequences become empty ones (no steps, no labels): loss 0, gradient 0.
-  x = _reduce.zero_masked(mask, x.astype(dtype), axis=(-2, -1)).reshape(size, steps, classes)
+  x = _inputs.zero_masked(mask, x.astype(dtype), axis=(-2, -1)).reshape(size, steps, classes)
   y = y.astype(jnp.int32).reshape(size, n)
   logit_lengths = logit_lengths.astype(jnp.int32).reshape(size)
   label_lengths = label_lengths.astype(jnp.int32).reshape(size)
@@ -270,14 +270,16 @@ def ctc(
     flat_mask = mask.reshape(size)
     logit_lengths = jnp.where(flat_mask, logit_lengths, 0)
     label_lengths = jnp.where(flat_mask, label_lengths, 0)
-  _checks.debug_no_nan(fn, logits=x)
+  _checks.debug_no_nan(logits=x)
   for name, lengths, most in (("logit_lengths", logit_lengths, steps), ("label_lengths", label_lengths, n)):
     inside = (lengths >= 0) & (lengths <= most)
-    message = f"{fn}: `{name}` must be in [0, {most}], found {{}}."
+    message = f"{_checks.name()}: `{name}` must be in [0, {most}], found {{}}."
     _checks.debug_all(inside, message, lengths)
   used = jnp.arange(n, dtype=jnp.int32)[None, :] < label_lengths[:, None]
   valid_label = (y >= 0) & (y < classes) & (y != blank)
-  message = f"{fn}: `labels` must be class indices in [0, {classes}) other than the blank {blank}, found {{}}."
+  message = (
+    f"{_checks.name()}: `labels` must be class indices in [0, {classes}) other than the blank {blank}, found {{}}."
+  )
   _checks.debug_all(valid_label | ~used, message, y)
   logit_lengths = jnp.clip(logit_lengths, 0, steps)
   label_lengths = jnp.clip(label_lengths, 0, n)
@@ -286,4 +288,4 @@ def ctc(
   nll = -_log_likelihood(*_lattice(x, y, blank), logit_lengths, label_lengths)
   if zero_infinity:
     nll = jnp.where(nll < jnp.inf, nll, 0)
-  return _reduce.reduce(fn, nll.reshape(batch), reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(nll.reshape(batch), reduction=reduction, weights=weights, where=mask)

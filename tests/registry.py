@@ -23,6 +23,25 @@ Args = tuple[Any, ...]
 
 
 @dataclasses.dataclass(frozen=True)
+class Option:
+  """A numeric option of a loss, for the traced-option invariants.
+
+  Attributes:
+    value: a valid value (the tests pass it as a Python number, a 0-d array and
+      a tracer, and vmap over values near it).
+    invalid: a value ``jl.checked`` must reject when traced (NaN is always tried).
+    differentiable: ``jax.grad`` with respect to the option must match central
+      finite differences at ``value``.
+    spread: the values the vmap and cache checks use are ``value * (1 + spread * k)``.
+  """
+
+  value: float
+  invalid: float | None = None
+  differentiable: bool = True
+  spread: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
 class Case:
   """One loss with one set of options.
 
@@ -59,6 +78,9 @@ class Case:
     shared: indices of positional arguments shared by every example (a weight
       matrix): they have no batch axes, so the tests neither slice, vmap nor
       mask them, and compare their gradients whole.
+    options: ``{name: Option}``, every numeric option of the loss (declared on
+      one case per loss; ``test_api`` checks that each loss declares all of its
+      own): the traced-option invariants run over them.
   """
 
   name: str
@@ -75,6 +97,7 @@ class Case:
   separable: bool = True
   forward_mode: bool = True
   shared: tuple[int, ...] = ()
+  options: dict[str, Option] = dataclasses.field(default_factory=dict)
 
   def __str__(self) -> str:
     return self.name

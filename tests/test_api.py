@@ -122,7 +122,7 @@ def test_unknown_reduction_lists_the_valid_ones(name):
       r"jaxloss\.huber: `delta` must be a positive number, got -1\.0",
     ),
     (lambda: jl.huber(X, X, delta=0.0), ValueError, r"`delta` must be a positive number"),
-    (lambda: jl.huber(X, X, delta="1"), TypeError, r"`delta` must be a concrete number"),
+    (lambda: jl.huber(X, X, delta="1"), TypeError, r"jaxloss\.huber: `delta` must be a number or an array, got '1'"),
     (lambda: jl.smooth_l1(X, X, beta=-0.5), ValueError, r"`beta` must be a non-negative number, got -0\.5"),
     (lambda: jl.quantile(X, X, q=1.5), ValueError, r"`q` must be in \[0, 1\], got 1\.5"),
     (lambda: jl.mape(X, X, eps=0.0), ValueError, r"`eps` must be a positive number"),
@@ -202,7 +202,7 @@ def test_checked_returns_the_same_value_on_valid_input():
     ),
     (
       lambda c: c(jl.poisson_nll)(jnp.array([-0.5, 1.0]), jnp.ones(2), log_input=False),
-      r"`predictions` \(a rate\) must be >= 0",
+      r"`predictions` must be >= 0 \(a rate\)",
     ),
   ],
 )
@@ -241,3 +241,52 @@ def test_outer_jit_of_a_transformed_loss_lowers_the_transformed_function():
 def test_runtime_checks_are_removed_from_compiled_code():
   hlo = jax.jit(jl.msle).lower(jnp.ones(8), jnp.ones(8)).compile().as_text()
   assert "reduce-min" not in hlo.replace("_", "-") and "minimum" not in hlo
+
+
+# Options are data: numeric options may be traced, structural ones must be Python values.
+def _option_kinds(name):
+  return getattr(jl, name)._jaxloss_options
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_every_numeric_option_is_declared_in_the_registry(name):
+  fn = getattr(jl, name)
+  numeric = {option for option, kind in _option_kinds(name).items() if kind == "numeric"}
+  declared = set().union(*(set(case.options) for case in all_cases() if case.fn is fn))
+  assert declared == numeric, f"{name}: registry options {sorted(declared)}, numeric options {sorted(numeric)}"
+
+
+def _args_entry(doc: str, argument: str) -> str:
+  """The text of ``argument``'s entry in the Args section of a docstring."""
+  args = doc.split("Args:", 1)[1].split("\n\n", 1)[0]
+  lines = args.splitlines()
+  start = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{argument}:"))
+  indent = len(lines[start]) - len(lines[start].lstrip())
+  entry = [lines[start]]
+  for line in lines[start + 1 :]:
+    if line.strip() and len(line) - len(line.lstrip()) <= indent:
+      break
+    entry.append(line)
+  return " ".join(entry)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_numeric_options_say_what_a_traced_value_does(name):
+  doc = inspect.getdoc(getattr(jl, name))
+  for option, kind in _option_kinds(name).items():
+    if kind == "numeric":
+      assert "traced" in _args_entry(doc, option).lower(), (
+        f"{name}: the Args entry of `{option}` does not say how it is traced"
+      )
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_structural_options_reject_arrays(name):
+  fn = getattr(jl, name)
+  for option, kind in _option_kinds(name).items():
+    if kind != "static":
+      continue
+    with pytest.raises(
+      TypeError, match=rf"jaxloss\.{name}: `{option}` must be a Python .*fixed at compile time.*array"
+    ):
+      fn(X, X, **{option: jnp.asarray(1)})

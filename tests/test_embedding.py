@@ -412,7 +412,7 @@ X = jnp.ones((3, 4))
     (lambda: jl.triplet_margin(X, X, X, p=float("inf")), ValueError, r"`p` must be a finite number >= 1"),
     (lambda: jl.triplet_margin(X, X, X, margin=-1.0), ValueError, r"`margin` must be a non-negative number"),
     (lambda: jl.triplet_margin(X, X, X, eps=-1.0), ValueError, r"`eps` must be a non-negative number"),
-    (lambda: jl.triplet_margin(X, X, X, swap=1), ValueError, r"`swap` must be a bool, got 1"),
+    (lambda: jl.triplet_margin(X, X, X, swap=1), TypeError, r"`swap` must be a bool, got 1"),
     (
       lambda: jl.triplet_margin(X, X, X, distance_fn=lambda x, y: x - y),
       ValueError,

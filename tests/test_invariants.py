@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import checkify
 from jax.test_util import check_grads
 
+import jaxloss as jl
 from registry import all_cases
 
 CASES = all_cases()
@@ -275,3 +277,86 @@ def test_check_grads_float64(case):
       return
     order = 2 if case.smooth else 1
     check_grads(f, primals, order=order, modes=("fwd", "rev"))
+
+
+# Numeric options are data: a Python number is a constant, an array or tracer a traced input.
+OPTION_CASES = [c for c in CASES if c.options]
+
+
+@pytest.fixture(params=OPTION_CASES, ids=str)
+def option_case(request):
+  return request.param
+
+
+def test_traced_options_match_constants_vmap_grad_and_compile_once(option_case):
+  """For every numeric option of the loss, all at once (so the compiles are few):
+  constant == traced (value and gradients), vmap over the options == separate
+  calls, gradient with respect to each option == central finite differences
+  (float64), and five traced values compile one program."""
+  case = option_case
+  names = sorted(case.options)
+  values = [float(case.options[n].value) for n in names]
+  with jax.enable_x64(True):
+    args, kw = _inputs(case, batch=(3, 2), dtype=jnp.float64)
+    diff = [args[i] for i in case.diff]
+
+    def traced(options, *diff_args):
+      full = list(args)
+      for i, a in zip(case.diff, diff_args, strict=True):
+        full[i] = a
+      return _call(case, full, kw, **dict(zip(names, options, strict=True)))
+
+    def constant(*diff_args):
+      return traced(values, *diff_args)
+
+    as_arrays = [jnp.asarray(v, jnp.float64) for v in values]
+    value, grads = jax.jit(jax.value_and_grad(traced, argnums=tuple(range(len(diff) + 1))))(as_arrays, *diff)
+    option_grads, arg_grads = grads[0], grads[1:]
+    const_value, const_grads = jax.value_and_grad(constant, argnums=tuple(range(len(diff))))(*diff)
+    _assert_close(value, const_value, rtol=1e-10, atol=1e-12)
+    jax.tree.map(lambda a, b: _assert_close(a, b, rtol=1e-9, atol=1e-12), arg_grads, const_grads)
+
+    forward = jax.jit(lambda options: traced(options, *diff))
+    for k, name in enumerate(names):
+      if not case.options[name].differentiable:
+        continue
+      step = 1e-6 * max(1.0, abs(values[k]))
+      shifted = [
+        [jnp.asarray(v + (s * step if j == k else 0.0), jnp.float64) for j, v in enumerate(values)] for s in (1, -1)
+      ]
+      numeric = (forward(shifted[0]) - forward(shifted[1])) / (2 * step)
+      _assert_close(option_grads[k], numeric, rtol=1e-5, atol=1e-7)
+
+    spreads = [case.options[n].spread for n in names]
+    stacked = [
+      jnp.asarray([v * (1 + s * j) for j in range(3)], jnp.float64) for v, s in zip(values, spreads, strict=True)
+    ]
+    mapped = jax.jit(jax.vmap(forward))(stacked)
+    looped = [forward([x[j] for x in stacked]) for j in range(3)]
+    _assert_close(mapped, np.stack(looped), rtol=1e-10, atol=1e-12)
+
+    full_args = list(args)
+    before = None
+    for j in range(5):
+      options = {
+        n: jnp.asarray(v * (1 + s * j / 10), jnp.float64) for n, v, s in zip(names, values, spreads, strict=True)
+      }
+      case.fn(*full_args, **case.kwargs, **kw, **options)
+      if before is None:
+        before = case.fn._jaxloss_cache_size()
+    assert case.fn._jaxloss_cache_size() == before, "a traced option must not recompile for a new value"
+
+
+def test_checked_rejects_invalid_traced_options(option_case):
+  case = option_case
+  args, kw = _inputs(case)
+  names = sorted(case.options)
+  valid = {n: jnp.asarray(case.options[n].value, jnp.float32) for n in names}
+  checked = jl.checked(case.fn)
+  checked(*args, **case.kwargs, **kw, **valid)  # valid traced values pass
+  for name in names:
+    for bad in (np.nan, case.options[name].invalid):
+      if bad is None:
+        continue
+      with pytest.raises(checkify.JaxRuntimeError, match=rf"`{name}` must be"):
+        checked(*args, **case.kwargs, **kw, **{**valid, name: jnp.asarray(bad, jnp.float32)})

@@ -320,7 +320,7 @@ def test_half_precision_and_large_logits_stay_finite():
         label_lengths=jnp.ones(2, jnp.int32),
         zero_infinity=1,
       ),
-      ValueError,
+      TypeError,
       r"`zero_infinity` must be a bool, got 1",
     ),
     (

@@ -52,7 +52,18 @@ from jax.typing import ArrayLike
 from optax import projections
 
 import jaxloss as jl
-from jaxloss import _checks, _custom, _reduce, classification, divergence, embedding, regression, segmentation, sequence
+from jaxloss import (
+  _checks,
+  _custom,
+  _reduce,
+  classification,
+  divergence,
+  embedding,
+  regression,
+  segmentation,
+  sequence,
+)
+from jaxloss._api import Static, loss
 
 __all__ = (
   "binary_dice_loss",
@@ -95,14 +106,14 @@ _NAME = "jaxloss.compat.optax."
 # Helpers -----------------------------------------------------------------------------------------
 
 
-def _jit(*static: str):
-  """``jax.jit`` with the named non-array options static (array options such as ``delta`` stay traced)."""
-  return functools.partial(jax.jit, static_argnames=static)
+def _jit(fn):
+  """The jaxloss decorator under the mirror's name; options annotated ``Static`` are static, the others traced."""
+  return loss(fn, public_name=_NAME + fn.__name__)
 
 
 def _float(fn: str, name: str, x, *others) -> jax.Array:
   """``x`` as a floating array in jaxloss's compute dtype (float32 at least)."""
-  x = _checks.floating(_NAME + fn, name, x)
+  x = _checks.floating(name, x)
   return x.astype(_checks.compute_dtype(x, *(jnp.asarray(o) for o in others if o is not None)))
 
 
@@ -182,7 +193,7 @@ def _deprecated(name: str, replacement: str) -> None:
 # Regression --------------------------------------------------------------------------------------
 
 
-@_jit()
+@_jit
 def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
   """``(predictions - targets) ** 2`` elementwise (``targets`` default to 0): ``jl.mse`` per element.
 
@@ -193,32 +204,32 @@ def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> j
   return jl.mse(p, t, reduction="none")
 
 
-@_jit()
+@_jit
 def l2_loss(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
   """``0.5 * squared_error(predictions, targets)``."""
   return 0.5 * squared_error(predictions, targets)
 
 
-@_jit()
+@_jit
 def huber_loss(predictions: ArrayLike, targets: ArrayLike | None = None, *, delta: ArrayLike = 1.0) -> jax.Array:
   """Huber loss elementwise (``jl.huber``); ``delta`` may be traced."""
   error = _error("huber_loss", predictions, targets)
   return regression._huber(error, jnp.asarray(delta).astype(error.dtype))
 
 
-@_jit()
+@_jit
 def log_cosh(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
   """``log(cosh(predictions - targets))`` elementwise (``jl.log_cosh``: accurate near 0, no overflow)."""
   return _custom.log_cosh(_error("log_cosh", predictions, targets))
 
 
-@_jit("axis")
+@_jit
 def cosine_similarity(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
   epsilon: ArrayLike = 0.0,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """Cosine similarity over ``axis``; squared norms are floored at ``epsilon``.
@@ -227,7 +238,7 @@ def cosine_similarity(
   gradient (the minimum-norm subgradient of the floor at a tie).
   """
   a = _float("cosine_similarity", "predictions", predictions, targets)
-  b = _like(a, _checks.floating(_NAME + "cosine_similarity", "targets", targets))
+  b = _like(a, _checks.floating("targets", targets))
   m = _mask(where, a.shape)
   a, b = jnp.where(m, a, 0), jnp.where(m, b, 0)
   axes = _axes(axis, a.ndim)
@@ -240,13 +251,13 @@ def cosine_similarity(
   return _reduce.safe_divide(jnp.sum(a * b, axis=axes), norm(a) * norm(b))
 
 
-@_jit("axis")
+@_jit
 def cosine_distance(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
   epsilon: ArrayLike = 0.0,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """``1 - cosine_similarity(...)``."""
@@ -256,7 +267,7 @@ def cosine_distance(
 # Classification ----------------------------------------------------------------------------------
 
 
-@_jit()
+@_jit
 def sigmoid_binary_cross_entropy(logits, labels):
   """Elementwise sigmoid cross-entropy (``jl.binary_cross_entropy_with_logits`` per element); labels broadcast."""
   x = _float("sigmoid_binary_cross_entropy", "logits", logits)
@@ -272,40 +283,40 @@ def _signed_margin(fn: str, predictor_outputs, targets) -> jax.Array:
   return jnp.broadcast_to(s, shape) * _like(s, y, shape)
 
 
-@_jit()
+@_jit
 def hinge_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
   """``max(0, 1 - s y)`` (``jl.hinge`` per element), gradient 0 at the hinge (optax: -0.5 y)."""
   return jax.nn.relu(1 - _signed_margin("hinge_loss", predictor_outputs, targets))
 
 
-@_jit()
+@_jit
 def perceptron_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
   """``max(0, -s y)``, gradient 0 at ``s y = 0``; shapes must be equal."""
   fn = "perceptron_loss"
   s, y = _float(fn, "predictor_outputs", predictor_outputs), jnp.asarray(targets)
-  _checks.same_shape(_NAME + fn, ("predictor_outputs", s), ("targets", y))
+  _checks.same_shape(("predictor_outputs", s), ("targets", y))
   return jax.nn.relu(-_signed_margin(fn, s, y))
 
 
-@_jit()
+@_jit
 def sparsemax_loss(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Binary sparsemax loss ``sparse_plus(-x)`` for label 1, ``sparse_plus(x)`` for 0 (smooth)."""
   x = _float("sparsemax_loss", "logits", logits)
   return jax.nn.sparse_plus(jnp.where(jnp.asarray(labels).astype(bool), -x, x))
 
 
-@_jit()
+@_jit
 def safe_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Softmax cross-entropy over the last axis; ``0 * log 0 = 0`` for ``-inf`` logits with label 0."""
   x, q, m = _softmax_inputs("safe_softmax_cross_entropy", logits, labels, -1, None)
   return _softmax_cross_entropy(x, q, m)[0]
 
 
-@_jit("axis")
+@_jit
 def softmax_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """Softmax cross-entropy over ``axis`` with probability labels; ``where`` selects classes (or examples).
@@ -317,18 +328,18 @@ def softmax_cross_entropy(
   return _softmax_cross_entropy(x, q, m)[0]
 
 
-@_jit("axis")
+@_jit
 def softmax_cross_entropy_with_integer_labels(
   logits: ArrayLike,
   labels: ArrayLike,
-  axis: int | tuple[int, ...] = -1,
+  axis: Static[int | tuple[int, ...]] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """Softmax cross-entropy with integer labels over ``axis`` (a tuple: flat indices into those axes)."""
   fn = "softmax_cross_entropy_with_integer_labels"
   if not isinstance(axis, (int, tuple)):
     raise ValueError(f"{_NAME}{fn}: `axis` must be an int or a tuple of ints, got {type(axis)}.")
-  y = _checks.integer(_NAME + fn, "labels", labels)
+  y = _checks.integer("labels", labels)
   x, m = _softmax_inputs(fn, logits, None, axis, where, labels_like_logits=False)
   lse = classification._logsumexp_where(x, m)
   picked = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
@@ -336,32 +347,32 @@ def softmax_cross_entropy_with_integer_labels(
   return jnp.where(selected, jnp.where(selected, lse, 0) - picked, 0)
 
 
-@_jit()
+@_jit
 def multiclass_hinge_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """``max_c (s_c + 1 - [c = y]) - s_y``: ``jl.multiclass_hinge`` per example (ties averaged, 0 at the hinge)."""
   return jl.multiclass_hinge(scores, labels, reduction="none")
 
 
-@_jit()
+@_jit
 def multiclass_perceptron_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """``max_c s_c - s_y``; a tied maximum shares the gradient equally (the minimum-norm subgradient)."""
   s = _float("multiclass_perceptron_loss", "scores", scores)
-  y = _checks.integer(_NAME + "multiclass_perceptron_loss", "labels", labels)
+  y = _checks.integer("labels", labels)
   return _custom.max(s) - jnp.take_along_axis(s, y[..., None], axis=-1)[..., 0]
 
 
-@_jit("axis")
+@_jit
 def poly_loss_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
   epsilon: ArrayLike = 2.0,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """PolyLoss-1: softmax cross-entropy ``+ epsilon * sum_c q_c (1 - p_c)``; ``epsilon`` may be traced."""
   fn = "poly_loss_cross_entropy"
-  _checks.floating(_NAME + fn, "labels", labels)
+  _checks.floating("labels", labels)
   x, q, m = _softmax_inputs(fn, logits, labels, axis, where)
   ce, lse = _softmax_cross_entropy(x, q, m)
   log_p = jnp.where(m, x - jnp.where(jnp.isfinite(lse), lse, 0)[..., None], 0)
@@ -371,18 +382,18 @@ def poly_loss_cross_entropy(
 
 def _kl_terms(fn: str, log_predictions, targets, where, *, log_targets: bool) -> jax.Array:
   lp = _float(fn, "log_predictions", log_predictions, targets)
-  t = _like(lp, _checks.floating(_NAME + fn, "log_targets" if log_targets else "targets", targets))
+  t = _like(lp, _checks.floating("log_targets" if log_targets else "targets", targets))
   m = _mask(where, lp.shape)
   lp, t = jnp.where(m, lp, 0), jnp.where(m, t, -jnp.inf if log_targets else 0)
   log_t = t if log_targets else _custom.safe_log(t)
   return divergence._relative_entropy_terms(log_t, lp), lp, t
 
 
-@_jit("axis")
+@_jit
 def kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """``sum t (log t - log_predictions)`` over ``axis`` (``jl.kl_divergence``: 0, finite gradient, where t = 0)."""
@@ -390,11 +401,11 @@ def kl_divergence(
   return jnp.sum(terms, axis=axis)
 
 
-@_jit("axis")
+@_jit
 def kl_divergence_with_log_targets(
   log_predictions: ArrayLike,
   log_targets: ArrayLike,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """``kl_divergence`` with log-space targets (``jl.kl_divergence(..., log_targets=True)``)."""
@@ -402,11 +413,11 @@ def kl_divergence_with_log_targets(
   return jnp.sum(terms, axis=axis)
 
 
-@_jit("axis")
+@_jit
 def generalized_kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """KL for unnormalised distributions: ``sum t (log t - log p) + p - t`` over ``axis``."""
@@ -418,7 +429,7 @@ def generalized_kl_divergence(
 def convex_kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """Deprecated alias of :func:`generalized_kl_divergence` (warns, as optax does)."""
@@ -427,28 +438,27 @@ def convex_kl_divergence(
 
 
 def _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id):
-  fn = _NAME + "ctc_loss"
-  x = _checks.floating(fn, "logits", logits)
-  y = _checks.integer(fn, "labels", labels)
+  x = _checks.floating("logits", logits)
+  y = _checks.integer("labels", labels)
   if x.ndim != 3 or y.ndim != 2:
-    raise ValueError(f"{fn}: expected logits [B, T, K] and labels [B, N], got {x.shape} and {y.shape}.")
-  _checks.same_shape(fn, ("labels", y), ("label_paddings", jnp.asarray(label_paddings)))
-  _checks.same_shape(fn, ("logits[..., 0]", x[..., 0]), ("logit_paddings", jnp.asarray(logit_paddings)))
+    raise ValueError(f"{_checks.name()}: expected logits [B, T, K] and labels [B, N], got {x.shape} and {y.shape}.")
+  _checks.same_shape(("labels", y), ("label_paddings", jnp.asarray(label_paddings)))
+  _checks.same_shape(("logits[..., 0]", x[..., 0]), ("logit_paddings", jnp.asarray(logit_paddings)))
   if y.shape[0] != x.shape[0]:
-    raise ValueError(f"{fn}: expected `labels` to have batch size {x.shape[0]}, got {y.shape[0]}.")
+    raise ValueError(f"{_checks.name()}: expected `labels` to have batch size {x.shape[0]}, got {y.shape[0]}.")
   logit_lengths = x.shape[1] - jnp.sum(jnp.asarray(logit_paddings), axis=1).astype(jnp.int32)
   label_lengths = y.shape[1] - jnp.sum(jnp.asarray(label_paddings), axis=1).astype(jnp.int32)
   return x, y.astype(jnp.int32), logit_lengths, label_lengths
 
 
-@_jit("blank_id")
+@_jit
 def ctc_loss_with_forward_probs(
   logits: ArrayLike,
   logit_paddings: ArrayLike,
   labels: ArrayLike,
   label_paddings: ArrayLike,
   *,
-  blank_id: int = 0,
+  blank_id: Static[int] = 0,
   log_epsilon: ArrayLike = -1e5,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """CTC loss ``[B]`` and the forward log-probabilities ``[T, B, N + 1]`` (blank) and ``[T, B, N]`` (label).
@@ -466,14 +476,14 @@ def ctc_loss_with_forward_probs(
   return loss, blank.at[-1].set(last), label
 
 
-@_jit("blank_id")
+@_jit
 def ctc_loss(
   logits: ArrayLike,
   logit_paddings: ArrayLike,
   labels: ArrayLike,
   label_paddings: ArrayLike,
   *,
-  blank_id: int = 0,
+  blank_id: Static[int] = 0,
   log_epsilon: ArrayLike = -1e5,
 ) -> jax.Array:
   """CTC loss per sequence from paddings: ``jl.ctc(..., reduction="none")``; ``log_epsilon`` is ignored."""
@@ -482,7 +492,7 @@ def ctc_loss(
   return jl.ctc(x, y, logit_lengths=logit_lengths, label_lengths=label_lengths, blank=blank_id, reduction="none")
 
 
-@_jit()
+@_jit
 def sigmoid_focal_loss(
   logits: ArrayLike,
   labels: ArrayLike,
@@ -503,11 +513,11 @@ def sigmoid_focal_loss(
   return (alpha * t + (1 - alpha) * (1 - t)) * loss
 
 
-@_jit()
+@_jit
 def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Multiclass sparsemax loss ``<p, s> - s_y + (1 - |p|^2) / 2`` with ``p = sparsemax(s)``; gradient ``p - e_y``."""
   s = _float("multiclass_sparsemax_loss", "scores", scores)
-  y = _checks.integer(_NAME + "multiclass_sparsemax_loss", "labels", labels)
+  y = _checks.integer("labels", labels)
   proba = jnp.vectorize(projections.projection_simplex, signature="(n)->(n)")(s)
   s_y = jnp.take_along_axis(s, y[..., None], axis=-1)[..., 0]
   return jnp.sum(proba * s, axis=-1) - s_y + 0.5 * (1 - jnp.sum(proba * proba, axis=-1))
@@ -516,12 +526,12 @@ def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array
 # Self-supervised ---------------------------------------------------------------------------------
 
 
-@_jit()
+@_jit
 def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: ArrayLike = 0.07) -> jax.Array:
   """NT-Xent averaged over positive pairs (a scalar): ``jl.ntxent`` weighted by each anchor's positives."""
   fn = "ntxent"
   x = _float(fn, "embeddings", embeddings)
-  y = _checks.integer(_NAME + fn, "labels", labels)
+  y = _checks.integer("labels", labels)
   if y.shape[0] != x.shape[0]:
     raise ValueError(
       f"Labels and embeddings must have the same leading dimension, found {y.shape[0]} for labels and"
@@ -531,12 +541,12 @@ def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: ArrayLike = 0.
   return _reduce.safe_divide(jnp.sum(loss * count), jnp.sum(count))
 
 
-@_jit("axis")
+@_jit
 def triplet_margin_loss(
   anchors: ArrayLike,
   positives: ArrayLike,
   negatives: ArrayLike,
-  axis: int = -1,
+  axis: Static[int] = -1,
   norm_degree: ArrayLike = 2,
   margin: ArrayLike = 1.0,
   eps: ArrayLike = 1e-6,
@@ -547,8 +557,8 @@ def triplet_margin_loss(
   """
   fn = "triplet_margin_loss"
   a = _float(fn, "anchors", anchors, positives, negatives)
-  p = _like(a, _checks.floating(_NAME + fn, "positives", positives))
-  n = _like(a, _checks.floating(_NAME + fn, "negatives", negatives))
+  p = _like(a, _checks.floating("positives", positives))
+  n = _like(a, _checks.floating("negatives", negatives))
   q = jnp.asarray(norm_degree).astype(a.dtype)
   eps = jnp.asarray(eps).astype(a.dtype)
 
@@ -561,14 +571,14 @@ def triplet_margin_loss(
 # Ranking -----------------------------------------------------------------------------------------
 
 
-@_jit("reduce_fn")
+@_jit
 def ranking_softmax_loss(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
   where: ArrayLike | None = None,
   weights: ArrayLike | None = None,
-  reduce_fn: Callable[..., ArrayLike] | None = jnp.mean,
+  reduce_fn: Static[Callable[..., ArrayLike] | None] = jnp.mean,
 ) -> jax.Array:
   """Listwise softmax loss ``-sum_i y_i log softmax(s)_i`` per list (unnormalised labels, as optax).
 
@@ -583,7 +593,7 @@ def ranking_softmax_loss(
   loss, _ = _softmax_cross_entropy(x, q, m)
   lists = None if where is None else jnp.any(m, axis=-1)
   if reduce_fn is jnp.mean or reduce_fn is jnp.sum:
-    return _reduce.reduce(_NAME + fn, loss, reduction="mean" if reduce_fn is jnp.mean else "sum", where=lists)
+    return _reduce.reduce(loss, reduction="mean" if reduce_fn is jnp.mean else "sum", where=lists)
   if reduce_fn is None:
     return loss if lists is None else jnp.where(lists, loss, 0)
   return reduce_fn(loss, where=lists)
@@ -617,7 +627,7 @@ def dice_loss(
     p = p[..., None]
   if t.ndim == p.ndim - 1:
     t = t[..., None]
-  _checks.same_shape(fn, ("predictions", p), ("targets", t))
+  _checks.same_shape(("predictions", p), ("targets", t))
   p = _float("dice_loss", "predictions", p)
   t = _like(p, t)
   if not apply_softmax:
@@ -634,11 +644,34 @@ def dice_loss(
       raise ValueError(f"{fn}: `class_weights` must have rank 1, got shape {class_weights.shape}.")
   if reduction not in ("mean", "sum", "none"):
     raise ValueError(f"Unsupported reduction: {reduction}")
-  return _dice(p, t, class_weights, smooth, alpha, beta, apply_softmax, reduction, ignore_background, axes)
+  return _dice(
+    p,
+    t,
+    class_weights,
+    smooth,
+    alpha,
+    beta,
+    apply_softmax=apply_softmax,
+    reduction=reduction,
+    ignore_background=ignore_background,
+    axes=axes,
+  )
 
 
-@functools.partial(jax.jit, static_argnames=("apply_softmax", "reduction", "ignore_background", "axes"))
-def _dice(p, t, class_weights, smooth, alpha, beta, apply_softmax, reduction, ignore_background, axes):
+@functools.partial(loss, public_name=_NAME + "dice_loss")
+def _dice(
+  p,
+  t,
+  class_weights,
+  smooth,
+  alpha,
+  beta,
+  *,
+  apply_softmax: Static[bool],
+  reduction: Static[str],
+  ignore_background: Static[bool],
+  axes: Static[tuple[int, ...]],
+):
   """:func:`dice_loss` after validation, compiled once per shape (optax's tests call it eagerly on large images)."""
   if apply_softmax:
     p = jax.nn.sigmoid(p) if p.shape[-1] == 1 else jax.nn.softmax(p, axis=-1)
@@ -663,7 +696,7 @@ def multiclass_generalized_dice_loss(
 ) -> jax.Array:
   """Generalised Dice: :func:`dice_loss` with class weights ``1 / (frequency^2 + 1e-7)`` normalised to mean 1."""
   p, t = jnp.asarray(predictions), jnp.asarray(targets)
-  _checks.same_shape(_NAME + "multiclass_generalized_dice_loss", ("predictions", p), ("targets", t))
+  _checks.same_shape(("predictions", p), ("targets", t))
   frequency = jnp.sum(t, axis=tuple(range(t.ndim - 1))).astype(_checks.compute_dtype(p))
   class_weights = 1.0 / (frequency**2 + 1e-7)
   class_weights = class_weights / jnp.sum(class_weights) * class_weights.shape[0]
@@ -696,12 +729,12 @@ def binary_dice_loss(
 # Smoothing and Fenchel-Young ---------------------------------------------------------------------
 
 
-@_jit("axis")
+@_jit
 def smooth_labels(
   labels: ArrayLike,
   alpha: ArrayLike,
   *,
-  axis: int | tuple[int, ...] | None = -1,
+  axis: Static[int | tuple[int, ...] | None] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """``(1 - alpha) * labels + alpha / C`` with ``C`` the number of (selected) classes along ``axis``."""

@@ -3,7 +3,7 @@
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 
 def _pair(rng, batch):
@@ -90,15 +90,15 @@ CASES = [
   Case("mae", jl.mae, _pair, _pair_extremes),
   Case("rmse", jl.rmse, _pair, _pair_extremes, where_on_inputs=True),
   Case("rmse-axis", jl.rmse, _rows, _rows_extremes, kwargs={"axis": -1}, where_on_inputs=True),
-  Case("huber", jl.huber, _pair, _pair_extremes),
+  Case("huber", jl.huber, _pair, _pair_extremes, options={"delta": Option(0.7, invalid=-1.0)}),
   Case("huber-delta0.3", jl.huber, _pair, _pair_extremes, kwargs={"delta": 0.3}),
-  Case("smooth_l1", jl.smooth_l1, _pair, _pair_extremes),
+  Case("smooth_l1", jl.smooth_l1, _pair, _pair_extremes, options={"beta": Option(0.6, invalid=-1.0)}),
   Case("smooth_l1-beta0", jl.smooth_l1, _pair, _pair_extremes, kwargs={"beta": 0.0}),
   Case("log_cosh", jl.log_cosh, _pair, _pair_extremes),
-  Case("quantile", jl.quantile, _pair, _pair_extremes),
+  Case("quantile", jl.quantile, _pair, _pair_extremes, options={"q": Option(0.3, invalid=1.5)}),
   Case("quantile-q0.9", jl.quantile, _pair, _pair_extremes, kwargs={"q": 0.9}),
   Case("msle", jl.msle, _positive_pair, _positive_extremes),
-  Case("mape", jl.mape, _pair, _pair_extremes),
+  Case("mape", jl.mape, _pair, _pair_extremes, options={"eps": Option(0.5, invalid=0.0)}),
   Case("poisson_nll", jl.poisson_nll, _counts, _log_rate_extremes),
   Case(
     "poisson_nll-rate-full",
@@ -107,7 +107,15 @@ CASES = [
     kwargs={"log_input": False, "full": True},
     extremes=_rate_extremes,
     diff=(0, 1),
+    options={"eps": Option(0.1, invalid=-1.0)},
   ),
-  Case("gaussian_nll", jl.gaussian_nll, _gaussian, _gaussian_extremes, diff=(0, 2)),
+  Case(
+    "gaussian_nll",
+    jl.gaussian_nll,
+    _gaussian,
+    _gaussian_extremes,
+    diff=(0, 2),
+    options={"eps": Option(0.6, invalid=0.0)},
+  ),
   Case("gaussian_nll-full", jl.gaussian_nll, _gaussian, _gaussian_extremes, kwargs={"full": True}, diff=(0, 1, 2)),
 ]
