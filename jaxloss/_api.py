@@ -75,7 +75,12 @@ def is_array(value: Any) -> bool:
 
 
 def _kind(annotation) -> tuple[_Marker | None, Any]:
-  """``(STATIC | NUMERIC | None, inner type)`` of a parameter's annotation."""
+  """``(STATIC | NUMERIC | None, inner type)`` of a parameter's annotation (``Numeric | None`` included)."""
+  if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+    for member in typing.get_args(annotation):
+      marker, inner = _kind(member)
+      if marker is not None:
+        return marker, inner
   if typing.get_origin(annotation) is Annotated:
     inner, *metadata = typing.get_args(annotation)
     for marker in (STATIC, NUMERIC):
