@@ -157,16 +157,22 @@ def rmse(
   _reduce.check_reduction(reduction)
   p, t, mask = _pair(predictions, targets, where)
   axes = _checks.axis_tuple(axis, p.ndim)
-  error = p - t
-  # The weighted masked mean of the squares inside the root, per example: the shared reduction over `axes`.
-  inside = dict(weights=weights, where=mask, axis=axes, of="`predictions`")
-  per_example = _custom.sqrt(_reduce.reduce(error * error, reduction="mean", **inside))
+  per_example = _root_mean_square(p, t, weights, mask, axes)
   if axis is None:
     return per_example
   counted = None
   if weights is not None or mask is not None:  # examples with no weight left leave the outer mean
-    counted = _reduce.reduce(jnp.ones_like(error), reduction="sum", **inside) != 0
+    ones = jnp.ones_like(p)
+    counted = _reduce.reduce(ones, reduction="sum", weights=weights, where=mask, axis=axes, of="`predictions`") != 0
   return _reduce.reduce(per_example, reduction=reduction, where=counted)
+
+
+def _root_mean_square(p: jax.Array, t: jax.Array, weights, mask, axes: tuple[int, ...]) -> jax.Array:
+  """The weighted masked root mean square of ``p - t`` over ``axes`` (see :func:`_custom.root_mean_square`)."""
+  w = _inputs.weights(weights, p.shape, p.dtype, of="`predictions`")
+  if mask is not None:  # a masked element is one of weight 0 (the mean counts only the others)
+    w = jnp.where(mask, jnp.ones((), p.dtype) if w is None else w, jnp.zeros((), p.dtype))
+  return _custom.root_mean_square(p, t, w, axes)
 
 
 @loss
@@ -189,7 +195,10 @@ def huber(
   Args:
     predictions: floating array of any shape ``[...]``.
     targets: array of the same shape.
-    delta: positive threshold between the quadratic and linear parts.
+    delta: positive threshold between the quadratic and linear parts; ``inf``
+      gives half the squared error (the limit). May be traced (a 0-d array or
+      tracer, e.g. under ``jax.vmap`` over deltas); a traced ``delta <= 0`` gives
+      the linear branch everywhere, a meaningless value (``jl.checked`` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -245,7 +254,9 @@ def smooth_l1(
   Args:
     predictions: floating array of any shape ``[...]``.
     targets: array of the same shape.
-    beta: non-negative threshold; 0 gives :func:`mae` exactly.
+    beta: non-negative threshold; 0 gives :func:`mae` exactly. May be traced
+      (a traced 0 is :func:`mae` too); a traced negative ``beta`` gives
+      ``|e| - beta / 2``, a meaningless value (``jl.checked`` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -333,7 +344,10 @@ def quantile(
   Args:
     predictions: floating array of any shape ``[...]``.
     targets: array of the same shape.
-    q: the quantile level, in ``[0, 1]``; ``q = 0.5`` is half the MAE.
+    q: the quantile level, in ``[0, 1]``; ``q = 0.5`` is half the MAE. May be
+      traced (its gradient is ``t - p`` per element, so ``q`` can be learned); a
+      traced ``q`` outside ``[0, 1]`` gives a loss that is not a quantile loss
+      (``jl.checked`` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -416,7 +430,9 @@ def mape(
     predictions: floating array of any shape ``[...]``.
     targets: array of the same shape.
     eps: positive floor on ``|t|`` so zero targets give a large finite loss
-      (default: float64 machine epsilon, as scikit-learn).
+      (default: float64 machine epsilon, as scikit-learn). May be traced; a
+      traced ``eps <= 0`` gives inf or NaN at zero targets (``jl.checked``
+      reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -469,7 +485,9 @@ def poisson_nll(
     targets: counts, same shape (any real dtype, >= 0).
     log_input: whether ``predictions`` is the log of the rate.
     full: add the Stirling approximation of ``log(t!)`` (for ``t > 1``).
-    eps: added to the rate under the log when ``log_input=False``.
+    eps: non-negative, added to the rate under the log when
+      ``log_input=False``. May be traced; a traced negative ``eps`` can give NaN
+      (``jl.checked`` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -504,16 +522,26 @@ def poisson_nll(
 
 
 def _variance_shape(variance: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """torch's accepted ``var`` shapes: ``shape``, ``shape[:-1] + (1,)`` or ``shape[:-1]``."""
+  """``variance`` broadcast to ``shape``, for every ``var`` shape torch accepts.
+
+  torch 2.13's ``gaussian_nll_loss`` takes the shape of the input (heteroscedastic),
+  the input's shape without its last axis (one variance per example), the input's
+  rank with exactly one axis of size 1 where the input's differs (``(N, 1)``,
+  ``(1, D)`` shared over the batch, ``(N, 1, H, W)``), and a scalar (its float ``var``).
+  """
   if variance.shape == shape:
     return variance
+  if variance.ndim == 0:
+    return jnp.broadcast_to(variance, shape)
   if len(shape) >= 1 and variance.shape == shape[:-1]:
     return jnp.broadcast_to(variance[..., None], shape)
-  if len(shape) >= 1 and variance.shape == (*shape[:-1], 1):
+  differ = [(n, m) for n, m in zip(shape, variance.shape, strict=False) if n != m]
+  if variance.ndim == len(shape) and len(differ) == 1 and differ[0][1] == 1:
     return jnp.broadcast_to(variance, shape)
   raise ValueError(
-    f"{_checks.name()}: `variance` must have the shape of `predictions` {shape}, or that shape with"
-    f" the last dimension 1 or removed (one variance per example), got {variance.shape}."
+    f"{_checks.name()}: `variance` must have the shape of `predictions` {shape}, that shape without its"
+    " last axis (one variance per example), the same rank with exactly one axis of size 1 where"
+    f" `predictions` differs (e.g. shared over the batch), or be a scalar; got variance.shape={variance.shape}."
   )
 
 
@@ -541,7 +569,9 @@ def gaussian_nll(
     variance: floating, non-negative: shape ``[..., D]`` (heteroscedastic),
       ``[..., 1]`` or ``[...]`` (one variance per example, as torch).
     full: add the constant ``log(2 pi) / 2``.
-    eps: floor on the variance, for stability.
+    eps: positive floor on the variance, for stability. May be traced (its
+      gradient is that of the floored variance where the floor applies); a
+      traced ``eps <= 0`` lets a zero variance give inf (``jl.checked`` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[..., D]``.
     where: optional boolean mask broadcastable to ``[..., D]``.
@@ -572,7 +602,9 @@ def gaussian_nll(
   floored = v < eps
   v = v + jnp.where(floored, eps - jax.lax.stop_gradient(v), 0)
   error = p - t
-  loss = 0.5 * (jnp.log(v) + error * error / v)
+  # e * (e / v), not e**2 / v: the square of a large error overflows where the loss fits (e = 2e30,
+  # v = 1e30 in float32), and the quotient rule of _custom.divide never squares v in the gradient.
+  loss = 0.5 * (jnp.log(v) + error * _custom.divide(error, v))
   if full:
     loss = loss + 0.5 * np.log(2 * np.pi)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)

@@ -152,7 +152,7 @@ def test_unknown_reduction_lists_the_valid_ones(name):
     (
       lambda: jl.gaussian_nll(X, X, jnp.ones((4,))),
       ValueError,
-      r"`variance` must have the shape of `predictions` \(3, 4\), or that shape with the last dimension 1 or removed",
+      r"`variance` must have the shape of `predictions` \(3, 4\), that shape without its last axis",
     ),
     (
       lambda: jl.gaussian_nll(X, X, jnp.ones((3, 4), jnp.int32)),
