@@ -160,13 +160,17 @@ def test_where_matches_slicing_and_masks_nan(case):
   for n, i in enumerate(case.diff):
     if i not in case.shared:
       poisoned[i] = args[i].at[~keep].set(jnp.nan if n % 2 == 0 else jnp.inf)
+  # So do the weights: masked means masked, a NaN weight under a False `where` included.
+  weights_shape = _weights_shape(case, args, loss_shape)
+  kept_rows = np.broadcast_to(keep.reshape((5,) + (1,) * (len(weights_shape) - 1)), weights_shape)
+  nan_weights = jnp.asarray(np.where(kept_rows, 1.0, np.nan), jnp.float32)
   sliced_args, sliced_kw = _slice_inputs(case, args, kw, keep)
   for reduction in ("mean", "sum"):
     _assert_close(
-      _call(case, poisoned, kw, reduction=reduction, where=mask),
+      _call(case, poisoned, kw, reduction=reduction, where=mask, weights=nan_weights),
       _call(case, sliced_args, sliced_kw, reduction=reduction),
     )
-    grads = _grad(case, poisoned, kw, reduction=reduction, where=mask)
+    grads = _grad(case, poisoned, kw, reduction=reduction, where=mask, weights=nan_weights)
     sliced_grads = _grad(case, sliced_args, sliced_kw, reduction=reduction)
     for i, g, sg in zip(case.diff, grads, sliced_grads, strict=True):
       if i in case.shared:
