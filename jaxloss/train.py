@@ -66,6 +66,16 @@ def learned(fn: Callable[[Any], Any]) -> Any:
 
   Returns:
     A marker for :func:`objective`'s ``**loss_options``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> params = {"w": jnp.ones(1), "log_delta": jnp.log(0.5)}
+    >>> delta = jl.train.learned(lambda p: jnp.exp(p["log_delta"]))
+    >>> f = jl.train.objective(lambda p, x: x @ p["w"], jl.huber, delta=delta)
+    >>> batch = {"inputs": jnp.array([[1.0], [2.0]]), "targets": jnp.array([0.0, 0.0])}
+    >>> print(round(float(jax.grad(f)(params, batch)["log_delta"]), 4))  # d/d log_delta of delta (|e| - delta / 2)
+    0.5
   """
   return _Learned(fn)
 
@@ -123,7 +133,16 @@ class Objective:
   """``objective(params_or_model, batch)``: a model and a loss; built by :func:`objective`.
 
   Calling it returns the loss (or ``(loss, aux)`` when ``has_aux``); :func:`make_step`
-  also reads the updated mutable collections of a Flax Linen model from it.
+  also reads the updated mutable collections of a Flax Linen model from it
+  (:meth:`evaluate`).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> f = jl.train.objective(lambda w, x: x @ w, jl.mae, aux=True)
+    >>> value, aux = f(jnp.ones(2), {"inputs": jnp.eye(2), "targets": jnp.array([1.0, 3.0])})
+    >>> print(f.has_aux, value, aux["per_example"])
+    True 1.0 [0. 2.]
   """
 
   def __init__(
@@ -525,6 +544,17 @@ class Step:
   ``optimizer.init(nnx.state(model, nnx.Param))`` for an NNX module,
   ``optimizer.init(eqx.filter(model, eqx.is_inexact_array))`` for an Equinox one,
   ``optimizer.init(variables["params"])`` for Linen).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> import jaxloss as jl
+    >>> params = {"w": jnp.zeros(2), "calls": jnp.array(0)}  # an integer leaf: carried, not trained
+    >>> step = jl.train.make_step(jl.train.objective(lambda p, x: x @ p["w"], jl.mse), optax.sgd(0.5))
+    >>> opt_state = step.init(params)
+    >>> params, opt_state, loss = step(params, opt_state, (jnp.eye(2), jnp.array([1.0, 2.0])))
+    >>> print(params["w"], params["calls"], loss)
+    [0.5 1. ] 0 2.5
   """
 
   def __init__(
