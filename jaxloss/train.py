@@ -30,7 +30,7 @@ import dataclasses
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import jax
@@ -400,10 +400,10 @@ class _Parts(Protocol):
 
   stateful: bool  # the forward pass may change ``rest`` (rng counters, batch statistics)
 
-  def split(self, model: Any) -> tuple[Any, Any, Hashable]: ...
-  def merge(self, trainable: Any, rest: Any, static: Hashable) -> Any: ...
+  def split(self, model: Any) -> tuple[Any, Any, Any]: ...
+  def merge(self, trainable: Any, rest: Any, static: Any) -> Any: ...
   def after(self, model: Any, rest: Any, mutated: Any) -> Any: ...
-  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Hashable) -> Any: ...
+  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Any) -> Any: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -418,10 +418,10 @@ class _Tree:
   train: bool = True
   stateful = False  # a class attribute (no annotation): not a field
 
-  def split(self, model: Any) -> tuple[Any, Any, Hashable]:
+  def split(self, model: Any) -> tuple[Any, Any, Any]:
     leaves, treedef = jax.tree.flatten(model)
     kinds = tuple("t" if self.train and _inexact(x) else "a" if _is_array(x) else "s" for x in leaves)
-    trainable = treedef.unflatten([x if k == "t" else None for x, k in zip(leaves, kinds, strict=True)])
+    trainable = jax.tree.unflatten(treedef, [x if k == "t" else None for x, k in zip(leaves, kinds, strict=True)])
     rest = [x for x, k in zip(leaves, kinds, strict=True) if k == "a"]
     static = tuple(x for x, k in zip(leaves, kinds, strict=True) if k == "s")
     try:
@@ -432,15 +432,15 @@ class _Tree:
       ) from None
     return trainable, rest, (treedef, kinds, static)
 
-  def merge(self, trainable: Any, rest: Any, static: Hashable) -> Any:
-    treedef, kinds, statics = static  # type: ignore[misc]
+  def merge(self, trainable: Any, rest: Any, static: Any) -> Any:
+    treedef, kinds, statics = static
     sources = {"t": iter(jax.tree.leaves(trainable)), "a": iter(rest), "s": iter(statics)}
-    return treedef.unflatten([next(sources[k]) for k in kinds])
+    return jax.tree.unflatten(treedef, [next(sources[k]) for k in kinds])
 
   def after(self, model: Any, rest: Any, mutated: Any) -> Any:
     return rest
 
-  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Hashable) -> Any:
+  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Any) -> Any:
     return self.merge(trainable, rest, static)
 
 
@@ -451,7 +451,7 @@ class _Linen:
   params: _Tree = _Tree()
   stateful = True
 
-  def split(self, model: Any) -> tuple[Any, Any, Hashable]:
+  def split(self, model: Any) -> tuple[Any, Any, Any]:
     if not isinstance(model, Mapping) or "params" not in model:
       raise TypeError(
         "jaxloss.train: a Flax Linen objective trains `variables` (a mapping with a 'params' collection, from"
@@ -461,7 +461,7 @@ class _Linen:
     others = {k: v for k, v in model.items() if k != "params"}
     return trainable, (rest, others), static
 
-  def merge(self, trainable: Any, rest: Any, static: Hashable) -> Any:
+  def merge(self, trainable: Any, rest: Any, static: Any) -> Any:
     params_rest, others = rest
     return {"params": self.params.merge(trainable, params_rest, static), **others}
 
@@ -469,7 +469,7 @@ class _Linen:
     params_rest, others = rest
     return (params_rest, {**others, **(mutated or {})})
 
-  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Hashable) -> Any:
+  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Any) -> Any:
     return self.merge(trainable, rest, static)
 
 
@@ -490,17 +490,17 @@ class _Nnx:
   def trained(self) -> Any:
     return self.nnx.All(self.nnx.Param, lambda path, variable: _inexact(variable.get_value()))
 
-  def split(self, model: Any) -> tuple[Any, Any, Hashable]:
+  def split(self, model: Any) -> tuple[Any, Any, Any]:
     graphdef, trainable, rest = self.nnx.split(model, self.trained, ...)
     return trainable, rest, graphdef
 
-  def merge(self, trainable: Any, rest: Any, static: Hashable) -> Any:
+  def merge(self, trainable: Any, rest: Any, static: Any) -> Any:
     return self.nnx.merge(static, trainable, rest, copy=True)
 
   def after(self, model: Any, rest: Any, mutated: Any) -> Any:
     return self.nnx.state(model, self.nnx.Not(self.trained))
 
-  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Hashable) -> Any:
+  def rebuild(self, model: Any, trainable: Any, rest: Any, static: Any) -> Any:
     self.nnx.update(model, trainable, rest)
     return model
 
