@@ -567,7 +567,7 @@ class Step:
     donate: bool,
     jit: bool,
     checked: bool,
-    errors: Any,
+    errors: frozenset[checkify.ErrorCategory],
   ):
     self.objective = objective
     self.optimizer = optimizer
@@ -643,7 +643,7 @@ def make_step(
   donate: bool = False,
   jit: bool = True,
   checked: bool = False,
-  errors: Any = checkify.user_checks,
+  errors: frozenset[checkify.ErrorCategory] = checkify.user_checks,
 ) -> Step:
   """Build a training step for any optax optimizer and any kind of model.
 
@@ -669,7 +669,8 @@ def make_step(
       inputs, labels out of range, invalid traced options) inside the jitted
       step; a failed check raises ``checkify.JaxRuntimeError`` naming the loss, the
       argument and the value, at the step that met it. It waits for each step's
-      result (no asynchronous dispatch across steps): use it while debugging.
+      result (no asynchronous dispatch across steps): use it while debugging
+      (with ``donate=True`` the inputs of the failed step are gone).
     errors: the checkify error set for ``checked`` (``checkify.user_checks``:
       jaxloss's own checks; ``checkify.all_checks`` adds NaN-producing operations,
       division by zero and out-of-bounds indexing anywhere in the step).

@@ -6,6 +6,8 @@ one step's gradients are compared with the library's own hand-written step.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import flax.linen as nn
 import jax
@@ -239,3 +241,18 @@ def test_linen_step_gradients_equal_jax_grad_of_apply(digits):
   np.testing.assert_allclose(float(loss), float(value), rtol=1e-6)
   _assert_trees_close(recorded, grads)
   _assert_trees_close(new["batch_stats"], updates["batch_stats"])
+
+
+def test_linen_apply_in_functools_partial_is_recognised(digits):
+  batch, _ = digits
+  batch = {k: v[:64] for k, v in batch.items()}
+  model = LinenMLP()
+  variables = model.init(jax.random.key(2), batch["inputs"][:2], train=False)
+  evaluation = jl.train.objective(functools.partial(model.apply, train=False), jl.cross_entropy)
+  step = jl.train.make_step(evaluation, _gradient_recorder())
+  new, recorded, loss = step(variables, step.init(variables), batch)
+  assert jax.tree.structure(recorded) == jax.tree.structure(variables["params"])  # only "params" is trained
+  _assert_trees_close(new["batch_stats"], variables["batch_stats"])  # nothing mutable: statistics unchanged
+  np.testing.assert_allclose(
+    float(loss), float(jl.cross_entropy(model.apply(variables, batch["inputs"], train=False), batch["targets"])), 1e-6
+  )
