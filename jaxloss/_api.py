@@ -31,13 +31,15 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar, overload
 
 import jax
 import numpy as np
 from jax.typing import ArrayLike
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _Marker:
@@ -134,7 +136,11 @@ def _as_array(value):
   return value
 
 
-def loss(fn: Callable | None = None, *, public_name: str | None = None):
+@overload
+def loss(fn: Callable[P, R], *, public_name: str | None = None) -> Callable[P, R]: ...
+@overload
+def loss(fn: None = None, *, public_name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def loss(fn: Callable[P, R] | None = None, *, public_name: str | None = None) -> Any:
   """Compile a public loss with ``jax.jit``; its static and numeric options come from the annotations.
 
   ``public_name`` (default ``"jaxloss.<name>"``) is the name every message of
@@ -200,8 +206,10 @@ def loss(fn: Callable | None = None, *, public_name: str | None = None):
   # them onto every wrapper, where they shadow the wrapper's own methods, and
   # jax.jit(jax.value_and_grad(loss)).lower(...) then compiled the bare loss. The cache size (for
   # the no-retrace tests) and the option kinds go under names no JAX wrapper has.
-  call._jaxloss_cache_size = jitted._cache_size
-  call._jaxloss_options = {
-    key: marker.name for key, (marker, _) in kinds.items() if marker is not None and key not in order[:arrays]
-  }
+  call.__dict__.update(
+    _jaxloss_cache_size=jitted._cache_size,  # type: ignore[attr-defined]  # a private JAX method, for tests
+    _jaxloss_options={
+      key: marker.name for key, (marker, _) in kinds.items() if marker is not None and key not in order[:arrays]
+    },
+  )
   return call

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
-import jax
 from jax.experimental import checkify
 
 from jaxloss import _checks
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def checked(loss: Callable[..., jax.Array], *, errors=checkify.user_checks) -> Callable[..., jax.Array]:
+
+def checked(
+  loss: Callable[P, R], *, errors: frozenset[checkify.ErrorCategory] = checkify.user_checks
+) -> Callable[P, R]:
   """Wrap a loss so that invalid values raise instead of flowing on.
 
   Every jaxloss loss states runtime checks that cost nothing in normal use
@@ -47,7 +52,7 @@ def checked(loss: Callable[..., jax.Array], *, errors=checkify.user_checks) -> C
   """
 
   @functools.wraps(loss)
-  def run(*args, **kwargs):
+  def run(*args: P.args, **kwargs: P.kwargs) -> R:
     token = _checks.CHECKING.set(True)  # jaxloss losses traced from here on stage their checks
     try:
       err, out = checkify.checkify(functools.partial(loss, **kwargs), errors=errors)(*args)

@@ -140,7 +140,8 @@ def scores(arg: str, x, axis: int = -1) -> jax.Array:
 class Labels(NamedTuple):
   """Integer class labels, made safe to index with."""
 
-  index: jax.Array  # each example's class; 0 where the label is out of range or not counted
+  # each example's class; 0 where the label is out of range or not counted (the name shadows tuple.index)
+  index: jax.Array  # type: ignore[assignment]
   in_range: jax.Array  # the label lies in [0, C)
   mask: jax.Array | None  # the examples that count: `where` and not `ignore_index`
 

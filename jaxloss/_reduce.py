@@ -87,6 +87,7 @@ def reduce(
     # An empty batch has mean 0, as an all-masked one does (torch gives NaN).
     return total / size if size else jnp.zeros(total.shape, loss.dtype)
   if w is None:
+    assert mask is not None  # both None returned above
     count = jnp.sum(mask, axis=axis, dtype=loss.dtype)
   elif mask is None:
     count = jnp.sum(w, axis=axis)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.experimental import checkify
 
 import jaxloss as jl
 
@@ -194,7 +195,7 @@ def test_lbfgs_with_aux_objective():
 
 def test_bad_batches_and_optimizers_are_clear_errors():
   f = jl.train.objective(linear, jl.mse)
-  with pytest.raises(ValueError, match=r"needs the keys 'inputs' and 'targets' \(missing \['targets'\]\)"):
+  with pytest.raises(ValueError, match=r"jaxloss.mse needs the batch key 'targets'"):
     f(_zeros(1), {"inputs": jnp.ones((2, 1))})
   with pytest.raises(TypeError, match=r"`batch` must be a mapping"):
     f(_zeros(1), jnp.ones((2, 1)))
@@ -265,3 +266,167 @@ def test_softmax_classifier_with_cross_entropy_reaches_target_accuracy():
   params, _, losses = _train(step, params, optimizer.init(params), {"inputs": x, "targets": jnp.asarray(y)}, 300)
   assert losses[-1] < 0.3 * losses[0]
   assert float(np.mean(np.argmax(np.asarray(affine(params, x_test)), axis=1) == y_test)) >= 0.97
+
+
+# -- batch routing, several model outputs, non-differentiable leaves, learned options, runtime checks --------
+
+
+def test_batch_keys_are_routed_to_the_model_or_the_loss_and_a_stray_key_is_an_error():
+  batch, _ = _regression_data(n=16)
+  params = {"w": jnp.ones(1), "b": jnp.zeros(())}
+
+  def model(params, x, scale):
+    return linear(params, x) * scale
+
+  where = jnp.arange(16) < 8
+  f = jl.train.objective(model, jl.mse, model_keys=("scale",))
+  expected = jl.mse(2.0 * linear(params, batch["inputs"]), batch["targets"], where=where)
+  np.testing.assert_allclose(float(f(params, {**batch, "scale": 2.0, "where": where})), float(expected), rtol=1e-6)
+  with pytest.raises(ValueError, match=r"batch key\(s\) \['dropout_key'\] go to neither the model .* nor the loss"):
+    jl.train.objective(linear, jl.cross_entropy)(params, {**batch, "dropout_key": jax.random.key(0)})
+  with pytest.raises(ValueError, match=r"the batch has no \['scale'\], named in `model_keys`"):
+    f(params, batch)
+  only_where = jl.train.objective(linear, jl.mse, loss_keys=("where",))
+  with pytest.raises(ValueError, match=r"\['weights'\] go to neither"):
+    only_where(params, {**batch, "weights": jnp.ones(16)})
+  with pytest.raises(ValueError, match=r"takes no keyword \['bogus'\]"):
+    jl.train.objective(linear, jl.mse, loss_keys=("bogus",))
+  with pytest.raises(TypeError, match=r"jaxloss.huber has no option \['delat'\]"):
+    jl.train.objective(linear, jl.huber, delat=1.0)
+  with pytest.raises(ValueError, match=r"in both `model_keys` and `loss_keys`"):
+    jl.train.objective(model, jl.mse, model_keys=("where",), loss_keys=("where",))
+
+
+def test_a_traced_option_from_the_batch_follows_a_schedule_in_one_compiled_step():
+  batch, _ = _regression_data(n=64)
+  step = jl.train.make_step(jl.train.objective(linear, jl.huber), optax.sgd(0.1))
+  params = {"w": jnp.ones(1), "b": jnp.zeros(())}
+  state = step.init(params)
+  for delta in (4.0, 2.0, 1.0, 0.5):  # annealed, e.g. from the step counter
+    _, _, loss = step(params, state, {**batch, "delta": jnp.float32(delta)})
+    expected = jl.huber(linear(params, batch["inputs"]), batch["targets"], delta=delta)
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-6)
+  assert step._run._cache_size() == 1
+
+
+def test_model_returns_several_loss_inputs_with_unpack():
+  key = jax.random.key(0)
+  hidden = jax.random.normal(key, (32, 8))
+  labels = jax.random.randint(jax.random.key(1), (32,), 0, 5)
+  params = {"body": jnp.eye(8), "head": jax.random.normal(jax.random.key(2), (5, 8))}
+  # a fused head: the model gives its hidden states and its head weight, the loss never forms the logits
+  fused = jl.train.objective(lambda p, x: (x @ p["body"], p["head"]), jl.linear_cross_entropy, unpack=True)
+  plain = jl.train.objective(lambda p, x: x @ p["body"] @ p["head"].T, jl.cross_entropy)
+  batch = {"inputs": hidden, "targets": labels}
+  (v1, g1), (v2, g2) = (jax.value_and_grad(f)(params, batch) for f in (fused, plain))
+  np.testing.assert_allclose(float(v1), float(v2), rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g1, g2)
+  # two embeddings for a pair loss
+  pairs = jl.train.objective(lambda p, x: (x[0] @ p, x[1] @ p), jl.contrastive, unpack=True)
+  x1, x2 = hidden[:16], hidden[16:]
+  same = (labels[:16] == labels[16:]).astype(jnp.float32)
+  value = pairs(jnp.eye(8), {"inputs": (x1, x2), "targets": same})
+  np.testing.assert_allclose(float(value), float(jl.contrastive(x1, x2, same)), rtol=1e-6)
+  with pytest.raises(TypeError, match=r"with unpack=True the model must return a tuple"):
+    jl.train.objective(linear, jl.mse, unpack=True)(_zeros(1), {"inputs": jnp.ones((2, 1)), "targets": jnp.ones(2)})
+
+
+def test_a_loss_without_targets_takes_only_the_model_outputs():
+  embeddings = jax.random.normal(jax.random.key(0), (2, 8, 4))
+  f = jl.train.objective(lambda p, x: (x * p, jnp.tile(jnp.arange(4), 2)), jl.ntxent, unpack=True)
+  np.testing.assert_allclose(
+    float(f(2.0, {"inputs": embeddings[0, :8]})),
+    float(jl.ntxent(2.0 * embeddings[0, :8], jnp.tile(jnp.arange(4), 2))),
+    rtol=1e-6,
+  )
+  with pytest.raises(ValueError, match=r"takes no targets after the model's 2 output\(s\)"):
+    f(2.0, {"inputs": embeddings[0], "targets": jnp.zeros(8)})
+
+
+def test_non_differentiable_leaves_are_carried_not_differentiated():
+  batch, _ = _regression_data(n=32, outlier_fraction=0.0)
+  params = {
+    "w": jnp.zeros(1),
+    "b": jnp.zeros(()),
+    "step": jnp.array(7, jnp.int32),
+    "mask": jnp.array([True]),
+    "key": jax.random.key(0),
+    "activation": jnp.tanh,  # a function: static
+    "scale": 1.0,  # a Python number: static, as in Equinox
+  }
+
+  def model(p, x):
+    return p["scale"] * p["activation"](x @ (p["w"] * p["mask"]) + p["b"])
+
+  optimizer = optax.adamw(0.05, weight_decay=0.1)
+  step = jl.train.make_step(jl.train.objective(model, jl.mse), optimizer)
+  state = step.init(params)
+  assert len(jax.tree.leaves(state[0].mu)) == 2  # adam's moments for w and b only
+  new, state, loss = step(params, state, batch)
+  new, state, loss2 = step(new, state, batch)
+  assert float(loss2) < float(loss)
+  assert new["step"].dtype == jnp.int32 and int(new["step"]) == 7 and bool(new["mask"][0])
+  assert new["activation"] is jnp.tanh and new["scale"] == 1.0
+  np.testing.assert_array_equal(jax.random.key_data(new["key"]), jax.random.key_data(params["key"]))
+  assert float(new["w"][0]) != 0.0
+  assert step._run._cache_size() == 1
+
+
+def test_a_learned_option_lives_in_the_params():
+  # A learned threshold, parametrised as exp(log_delta) as a temperature is; any traced option works the same way.
+  batch, _ = _regression_data(n=64)
+  params = {"w": jnp.ones(1), "b": jnp.zeros(()), "log_delta": jnp.log(jnp.float32(0.5))}
+  delta = jl.train.learned(lambda p: jnp.exp(p["log_delta"]))
+  f = jl.train.objective(linear, jl.huber, delta=delta)
+
+  def by_hand(p):
+    return jl.huber(linear(p, batch["inputs"]), batch["targets"], delta=jnp.exp(p["log_delta"]))
+
+  (value, grads), (expected, expected_grads) = jax.value_and_grad(f)(params, batch), jax.value_and_grad(by_hand)(params)
+  np.testing.assert_allclose(float(value), float(expected), rtol=1e-6)
+  assert float(grads["log_delta"]) != 0.0
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), grads, expected_grads)
+  step = jl.train.make_step(f, optax.sgd(0.1))
+  new, _, _ = step(params, step.init(params), batch)
+  np.testing.assert_allclose(float(new["log_delta"]), float(params["log_delta"] - 0.1 * grads["log_delta"]), rtol=1e-6)
+
+
+def test_checked_step_reports_a_bad_label_at_the_step_that_meets_it():
+  x, y = _separable_data(seed=3, n=40, classes=3)
+  affine = lambda params, x: x @ params["w"] + params["b"][None, :]
+  batches = [{"inputs": x[8 * i : 8 * i + 8], "targets": jnp.asarray(y[8 * i : 8 * i + 8])} for i in range(5)]
+  batches[2]["targets"] = batches[2]["targets"].at[3].set(7)  # class 7 of 3, in the third of five steps
+  f = jl.train.objective(affine, jl.cross_entropy)
+  optimizer = optax.adam(0.1)
+  params = {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}
+
+  unchecked = jl.train.make_step(f, optimizer)
+  p, state = params, unchecked.init(params)
+  losses = []
+  for batch in batches:
+    p, state, loss = unchecked(p, state, batch)
+    losses.append(float(loss))
+  assert np.isnan(losses[2]) and np.all(np.isfinite(losses[:2]))  # silently NaN, and the parameters after it
+
+  checked = jl.train.make_step(f, optimizer, checked=True)
+  p, state = params, checked.init(params)
+  completed = 0
+  with pytest.raises(checkify.JaxRuntimeError, match=r"jaxloss.cross_entropy: `labels` must be in \[0, 3\), found 7"):
+    for batch in batches:
+      p, state, loss = checked(p, state, batch)
+      assert np.isfinite(float(loss))
+      completed += 1
+  assert completed == 2
+  assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(p))  # the parameters of the last good step
+  assert checked._run._cache_size() == 1  # one compiled step, checks included
+  p, state, loss = checked(p, state, batches[3])  # a good batch after the bad one runs on
+  assert np.isfinite(float(loss))
+
+
+def test_checked_step_reports_an_invalid_traced_option():
+  batch, _ = _regression_data(n=16)
+  step = jl.train.make_step(jl.train.objective(linear, jl.huber), optax.sgd(0.1), checked=True)
+  params = _zeros(1)
+  step(params, step.init(params), {**batch, "delta": jnp.float32(1.0)})
+  with pytest.raises(checkify.JaxRuntimeError, match=r"jaxloss.huber: `delta`"):
+    step(params, step.init(params), {**batch, "delta": jnp.float32(-1.0)})
