@@ -227,7 +227,10 @@ def norm(x: jax.Array, p: float) -> jax.Array:
   NaN there). For ``p = 1`` a zero entry gets ``sign(0) = 0``, again the
   minimum-norm choice. Higher derivatives are finite everywhere. ``p = 2`` takes
   the unscaled ``sqrt(sum(x * x))`` whenever that is exact (:func:`_two_norm`).
+  An empty last axis has norm 0.
   """
+  if x.shape[-1] == 0:  # no max to scale by: the empty sum
+    return jnp.zeros(x.shape[:-1], x.dtype)
   if p == 2:
     return _norm2(x)
   return _general_norm(x, p)
@@ -315,25 +318,51 @@ def _pnorm_slope(x: jax.Array, p: float) -> jax.Array:
   return jnp.where(nonzero, jnp.sign(x) * jnp.where(nonzero, ratio, 1) ** (p - 1), 0)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def shifted_norm(x: jax.Array, p: float, shift: float) -> jax.Array:
+def shifted_norm(x: jax.Array, p: float, shift) -> jax.Array:
   """``||x + shift||_p`` over the last axis (``torch.pairwise_distance`` for ``x = x1 - x2``).
 
   torch adds ``eps`` to the difference to keep the gradient finite when two
   embeddings coincide, which makes that gradient point along ``+1`` (the
   direction of the shift) rather than be symmetric. Here the value is torch's,
-  and the derivative is that of :func:`norm` at ``x + shift``, except at
-  ``x == 0`` where it is exactly 0: the minimum-norm subgradient of the distance
-  the shift approximates, the same for ``d(a, b)`` and ``d(b, a)``.
+  and the derivative in ``x`` is that of :func:`norm` at ``x + shift``, except
+  at ``x == 0`` where it is exactly 0: the minimum-norm subgradient of the
+  distance the shift approximates, the same for ``d(a, b)`` and ``d(b, a)``.
+
+  ``p`` is static (it selects the norm). ``shift`` is a constant (a Python
+  number, folded into the program) or a traced 0-d array, whose derivative is
+  that of the value, ``sum(slope(x + shift))`` (at a zero ``x`` too: the value
+  there is ``||shift * 1||_p``, differentiable in the shift).
   """
+  if isinstance(shift, (int, float)):
+    return _shifted_norm(x, p, shift)
+  return _shifted_norm_traced(x, p, shift)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _shifted_norm(x: jax.Array, p: float, shift: float) -> jax.Array:
+  """:func:`shifted_norm` for a constant ``shift``."""
   return norm(x + shift, p)
 
 
-@shifted_norm.defjvp
+@_shifted_norm.defjvp
 def _shifted_norm_jvp(p, shift, primals, tangents):
   (x,), (t,) = primals, tangents
   y, dy = jax.jvp(functools.partial(norm, p=p), (x + shift,), (t,))
   return y, jnp.where(jnp.all(x == 0, axis=-1), jnp.zeros_like(dy), dy)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _shifted_norm_traced(x: jax.Array, p: float, shift: jax.Array) -> jax.Array:
+  """:func:`shifted_norm` for a traced ``shift`` (as a non-differentiable argument it would get gradient 0)."""
+  return norm(x + shift, p)
+
+
+@_shifted_norm_traced.defjvp
+def _shifted_norm_traced_jvp(p, primals, tangents):
+  (x, shift), (t, t_shift) = primals, tangents
+  # The norm's derivative is linear in the tangent: the x part is zeroed on zero rows, the shift part never.
+  t = jnp.where(jnp.all(x == 0, axis=-1, keepdims=True), jnp.zeros_like(t), t)
+  return jax.jvp(functools.partial(norm, p=p), (x + shift,), (t + t_shift,))
 
 
 def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:
@@ -342,6 +371,8 @@ def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:
   Unselected entries never reach ``exp`` (so inf/NaN there cannot leak into the
   gradient), and a row with no selected entry gives -inf rather than NaN.
   """
+  if x.shape[axis] == 0:  # nothing to select from (an empty set or list): no max to shift by
+    return jnp.full(tuple(n for i, n in enumerate(x.shape) if i != axis % x.ndim), -jnp.inf, x.dtype)
   selected = jnp.any(where, axis=axis, keepdims=True)
   x = jnp.where(where, x, 0)
   shift = jax.lax.stop_gradient(jnp.max(jnp.where(where, x, -jnp.inf), axis=axis, keepdims=True))

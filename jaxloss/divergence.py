@@ -23,17 +23,13 @@ _LOG2 = float(np.log(2.0))
 def _distributions(names: tuple[str, str], first, second, axis: int, where, *, second_floating: bool):
   """Two arrays of the same shape, distribution axis moved last, promoted and masked; and the mask."""
   a = _checks.floating(names[0], first)
-  b = (_checks.floating if second_floating else _checks.real)(names[1], second)
-  _checks.same_shape((names[0], a), (names[1], b))
   if a.ndim == 0:
     raise ValueError(f"{_checks.name()}: `{names[0]}` must have a distribution axis, got a scalar.")
   axis = _checks.axis_index(axis, a.ndim)
-  dtype = _checks.compute_dtype(a, b)
-  a, b = jnp.moveaxis(a.astype(dtype), axis, -1), jnp.moveaxis(b.astype(dtype), axis, -1)
-  mask = _inputs.mask(where, a.shape[:-1])
-  a, b = _inputs.zero_masked(mask, a, b, axis=-1)
-  _checks.debug_no_nan(**{names[0]: a, names[1]: b})
-  return a, b, mask
+  a, b, mask = _inputs.prepare(
+    (names[0], a, "floating"), (names[1], second, "floating" if second_floating else "real"), where=where, axes=axis
+  )
+  return jnp.moveaxis(a, axis, -1), jnp.moveaxis(b, axis, -1), mask
 
 
 def _check_log_probabilities(**arrays: jax.Array) -> None:
@@ -42,22 +38,23 @@ def _check_log_probabilities(**arrays: jax.Array) -> None:
 
 
 def _relative_entropy_terms(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-  """``p (log p - log q)`` elementwise, exactly 0 (with a zero gradient) where ``p = 0``."""
-  present = log_p > -jnp.inf
-  log_p = jnp.where(present, log_p, 0)
-  log_q = jnp.where(present, log_q, 0)
-  return jnp.where(present, jnp.exp(log_p) * (log_p - log_q), 0)
+  """``p (log p - log q)`` elementwise, exactly 0 (with a zero gradient) where ``p = 0``; NaN ``log p`` gives NaN."""
+  absent = log_p == -jnp.inf  # not `log_p > -inf`: that is False for NaN, which would silently count as p = 0
+  log_p = jnp.where(absent, 0, log_p)
+  log_q = jnp.where(absent, 0, log_q)
+  return jnp.where(absent, 0, jnp.exp(log_p) * (log_p - log_q))
 
 
 def _target_entropy_terms(p: jax.Array, log_q: jax.Array) -> jax.Array:
   """:func:`_relative_entropy_terms` from ``p`` itself (xlogy-style): no ``exp(log p)`` round trip.
 
-  The double where keeps ``p <= 0`` away from ``log`` and ``log q = -inf`` away
+  The double where keeps ``p = 0`` away from ``log`` and ``log q = -inf`` away
   from the product, so those classes are exactly 0 with a zero gradient for both.
+  A negative or NaN ``p`` reaches ``log`` and gives NaN, as torch's ``xlogy``.
   """
-  present = p > 0
-  safe_p = jnp.where(present, p, 1)
-  return jnp.where(present, safe_p * (jnp.log(safe_p) - jnp.where(present, log_q, 0)), 0)
+  absent = p == 0
+  safe_p = jnp.where(absent, 1, p)
+  return jnp.where(absent, 0, safe_p * (jnp.log(safe_p) - jnp.where(absent, 0, log_q)))
 
 
 @loss
@@ -91,11 +88,13 @@ def kl_divergence(
     A scalar, or the shape without ``axis`` for ``reduction="none"``; float32
     for half inputs.
 
-  Edges: a class with ``p = 0`` contributes exactly 0, even where
-  ``log q = -inf``, with a zero gradient for both arguments (the one-sided
-  derivative in ``p`` is -inf at 0; jaxloss returns 0, never NaN). Where
-  ``p > 0`` and ``log q = -inf`` the value is +inf and the gradient with respect
-  to ``log q`` is the finite ``-p``. With ``reduction="mean"`` this is torch's
+  Edges: a class with ``p = 0`` (``log p = -inf``) contributes exactly 0, even
+  where ``log q = -inf`` (torch: NaN), with a zero gradient for both arguments
+  (the one-sided derivative in ``p`` is -inf at 0; jaxloss returns 0, never
+  NaN). Where ``p > 0`` and ``log q = -inf`` the value is +inf and the gradient
+  with respect to ``log q`` is the finite ``-p``. A NaN or negative target (a
+  NaN log-target) gives NaN, as in torch, never a silently dropped class;
+  :func:`jaxloss.checked` reports it. With ``reduction="mean"`` this is torch's
   ``kl_div(log_predictions, targets, reduction="batchmean")`` for 2-d inputs
   (torch divides by the first dimension only; here by the number of examples).
   Also ``optax.losses.kl_divergence`` per example.

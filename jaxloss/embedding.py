@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.typing import ArrayLike
 
@@ -25,39 +24,21 @@ from jaxloss import _checks, _custom, _inputs, _reduce
 from jaxloss._api import Numeric, Static, loss
 
 
-def _embeddings(where, *named: tuple[str, ArrayLike], others=()):
-  """Validated, promoted, masked embeddings ``[..., D]`` of equal shapes, and the mask over ``[...]``.
-
-  ``others`` are further (name, array) pairs of the batch shape ``[...]`` (labels), promoted to the
-  compute dtype and masked as well (masked labels become 1, valid for every loss here).
-  """
-  arrays = [(name, _checks.floating(name, x)) for name, x in named]
-  _checks.same_shape(*arrays)
-  first_name, first = arrays[0]
-  if first.ndim < 1:
-    raise ValueError(f"{_checks.name()}: `{first_name}` must have shape [..., D] (rank >= 1), got shape {first.shape}.")
-  batch = first.shape[:-1]
-  extra = []
-  for name, x in others:
-    x = _checks.real(name, x)
-    if x.shape != batch:
-      raise ValueError(
-        f"{_checks.name()}: `{name}` must have the batch shape of `{first_name}` {batch} (one per embedding), got"
-        f" {name}.shape={x.shape}."
-      )
-    extra.append(x)
-  dtype = _checks.compute_dtype(*(x for _, x in arrays))
-  mask = _inputs.mask(where, batch, of=f"the per-example loss (`{first_name}` without its last axis)")
-  embeddings = _inputs.zero_masked(mask, *(x.astype(dtype) for _, x in arrays), axis=-1)
-  embeddings = embeddings if isinstance(embeddings, tuple) else (embeddings,)
-  extra = _inputs.zero_masked(mask, *(x.astype(dtype) for x in extra), fill=1)
-  extra = extra if isinstance(extra, tuple) else (extra,)
-  _checks.debug_no_nan(**{name: x for (name, _), x in zip(arrays, embeddings, strict=True)})
-  return (*embeddings, *extra, mask)
+def _embeddings(where, *named: tuple[str, ArrayLike]):
+  """Validated, promoted, masked embeddings ``[..., D]`` of equal shapes, and the mask over ``[...]``."""
+  of = f"the per-example loss (`{named[0][0]}` without its last axis)"
+  *embeddings, mask = _inputs.prepare(*((arg, x, "floating") for arg, x in named), where=where, axes=-1, of=of)
+  if embeddings[0].ndim < 1:
+    raise ValueError(
+      f"{_checks.name()}: `{named[0][0]}` must have shape [..., D] (rank >= 1), got shape {embeddings[0].shape}."
+    )
+  return (*embeddings, mask)
 
 
-def _check_sign_labels(labels: jax.Array) -> None:
-  _checks.debug_all((labels == 1) | (labels == -1), f"{_checks.name()}: `labels` must be 1 or -1, found {{}}.", labels)
+def _pair_labels(labels, x1: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """One label per pair of embeddings ``x1`` ``[..., D]``, in their dtype; masked labels become 1 (valid here)."""
+  of = " (the batch shape of `x1`, one per embedding)"
+  return _inputs.per_example("labels", labels, x1.shape[:-1], x1.dtype, mask, fill=1, of=of)
 
 
 @loss
@@ -80,7 +61,10 @@ def margin_ranking(
     x1: floating scores of any shape ``[...]``.
     x2: scores of the same shape.
     labels: 1 or -1, same shape (any real dtype).
-    margin: how far apart the scores must be for a zero loss.
+    margin: how far apart the scores must be for a zero loss (finite; an
+      infinite margin would make the loss constant, 0 or inf). May be traced
+      (a 0-d array or tracer, e.g. a schedule); a traced non-finite margin
+      gives a meaningless value (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -100,16 +84,11 @@ def margin_ranking(
     >>> print(jl.margin_ranking(x1, x2, jnp.array([1.0, 1.0]), margin=0.5, reduction="none"))
     [0.  1.5]
   """
-  margin = _checks.static_number("margin", margin)
-  a = _checks.floating("x1", x1)
-  b = _checks.floating("x2", x2)
-  y = _checks.real("labels", labels)
-  _checks.same_shape(("x1", a), ("x2", b), ("labels", y))
-  dtype = _checks.compute_dtype(a, b)
-  mask = _inputs.mask(where, a.shape, of="`x1`")
-  a, b, y = _inputs.zero_masked(mask, a.astype(dtype), b.astype(dtype), y.astype(dtype), fill=1)
-  _checks.debug_no_nan(x1=a, x2=b)
-  _check_sign_labels(y)
+  a, b, y, mask = _inputs.prepare(
+    ("x1", x1, "floating"), ("x2", x2, "floating"), ("labels", labels, "real"), where=where
+  )
+  _inputs.signs(y, mask)
+  margin = _inputs.number("margin", margin, a.dtype)
   loss = jax.nn.relu(margin - y * (a - b))
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
@@ -147,10 +126,15 @@ def triplet_margin(
     anchor: floating embeddings ``[..., D]``.
     positive: embeddings of the same shape.
     negative: embeddings of the same shape.
-    margin: non-negative margin.
+    margin: non-negative, finite margin. May be traced (a 0-d array or
+      tracer); a traced negative or non-finite margin gives a meaningless
+      value (:func:`jaxloss.checked` reports it).
     p: the norm degree, ``p >= 1`` (finite).
-    eps: added to each difference before the norm, as torch does (values
-      match ``torch.nn.functional.pairwise_distance``).
+    eps: non-negative, finite, added to each difference before the norm, as
+      torch does (values match ``torch.nn.functional.pairwise_distance``).
+      May be traced, and is then differentiable (the distance's derivative in
+      it); a traced negative or non-finite eps gives a meaningless value
+      (:func:`jaxloss.checked` reports it).
     swap: use the distance swap.
     distance_fn: optional ``f(x, y) -> [...]`` distance replacing the
       ``p``-norm (then ``p`` and ``eps`` are ignored), as in torch's
@@ -180,15 +164,11 @@ def triplet_margin(
     >>> print(jl.triplet_margin(a, jnp.array([[3.0, 4.0]]), jnp.array([[0.0, 1.0]]), eps=0.0))
     5.0
   """
-  margin = _checks.static_number("margin", margin)
-  _checks.option("margin", margin, margin >= 0, "a non-negative number")
-  p = _checks.static_number("p", p)
-  _checks.option("p", p, 1 <= p < np.inf, "a finite number >= 1")
-  eps = _checks.static_number("eps", eps)
-  _checks.option("eps", eps, eps >= 0, "a non-negative number")
-  _checks.option("swap", swap, isinstance(swap, bool), "a bool")
+  p = _inputs.number("p", p, ok=lambda p: p >= 1, expected="a number >= 1")  # static: selects the norm
   _checks.option("distance_fn", distance_fn, distance_fn is None or callable(distance_fn), "None or a callable")
   a, pos, neg, mask = _embeddings(where, ("anchor", anchor), ("positive", positive), ("negative", negative))
+  margin = _inputs.number("margin", margin, a.dtype, lambda m: m >= 0, "a non-negative number")
+  eps = _inputs.number("eps", eps, a.dtype, lambda e: e >= 0, "a non-negative number")
 
   def distance(x, y):
     if distance_fn is None:
@@ -230,7 +210,11 @@ def contrastive(
     x2: embeddings of the same shape.
     labels: ``[...]``, 1 for a similar pair and 0 for a dissimilar one
       (values in between interpolate); any real dtype.
-    margin: non-negative distance beyond which dissimilar pairs cost nothing.
+    margin: non-negative distance beyond which dissimilar pairs cost nothing
+      (finite: an infinite margin gives every dissimilar pair an infinite
+      loss). May be traced (a 0-d array or tracer); a traced negative margin
+      gives a meaningless value and an infinite one NaN
+      (:func:`jaxloss.checked` reports both).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -253,10 +237,10 @@ def contrastive(
     >>> print(jl.contrastive(x1, x2, jnp.array([1.0, 0.0]), reduction="none"))
     [25.    0.25]
   """
-  margin = _checks.static_number("margin", margin)
-  _checks.option("margin", margin, margin >= 0, "a non-negative number")
-  a, b, y, mask = _embeddings(where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
-  _checks.debug_all((y >= 0) & (y <= 1), f"{_checks.name()}: `labels` must be in [0, 1], found {{}}.", y)
+  a, b, mask = _embeddings(where, ("x1", x1), ("x2", x2))
+  y = _pair_labels(labels, a, mask)
+  margin = _inputs.number("margin", margin, a.dtype, lambda m: m >= 0, "a non-negative number")
+  _checks.debug_values("labels", y, lambda: (y >= 0) & (y <= 1), "in [0, 1]")
   difference = a - b
   squared = jnp.sum(difference * difference, axis=-1)
   short = jax.nn.relu(margin - _custom.norm(difference, 2.0))
@@ -290,7 +274,9 @@ def cosine_embedding(
     x1: floating embeddings ``[..., D]``.
     x2: embeddings of the same shape.
     labels: ``[...]``, 1 or -1 (any real dtype); other values give 0, as in torch.
-    margin: in ``[-1, 1]``.
+    margin: in ``[-1, 1]``. May be traced (a 0-d array or tracer); a traced
+      margin outside ``[-1, 1]`` is used as given, a NaN gives NaN
+      (:func:`jaxloss.checked` reports both).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -312,10 +298,10 @@ def cosine_embedding(
     >>> print(jl.cosine_embedding(x1, x2, jnp.array([1.0, -1.0]), reduction="none"))
     [1. 1.]
   """
-  margin = _checks.static_number("margin", margin)
-  _checks.option("margin", margin, -1 <= margin <= 1, "in [-1, 1]")
-  a, b, y, mask = _embeddings(where, ("x1", x1), ("x2", x2), others=(("labels", labels),))
-  _check_sign_labels(y)
+  a, b, mask = _embeddings(where, ("x1", x1), ("x2", x2))
+  y = _pair_labels(labels, a, mask)
+  _inputs.signs(y, mask)
+  margin = _inputs.number("margin", margin, a.dtype, lambda m: (m >= -1) & (m <= 1), "in [-1, 1]")
   magnitudes = (jnp.sum(a * a, axis=-1) + _COSINE_EPSILON) * (jnp.sum(b * b, axis=-1) + _COSINE_EPSILON)
   cosine = jnp.sum(a * b, axis=-1) / jnp.sqrt(magnitudes)
   zero = jnp.zeros((), cosine.dtype)
@@ -349,7 +335,10 @@ def ntxent(
       dimensions hold independent batches.
     labels: integer ``[..., B]``; embeddings with the same label are positive
       pairs (e.g. ``[0, 0, 1, 1]`` for two augmented views of two images).
-    temperature: positive softmax temperature :math:`\tau`.
+    temperature: positive, finite softmax temperature :math:`\tau` (an
+      infinite one would make the loss a constant). May be traced, e.g.
+      learned as ``exp(log_tau)`` (CLIP); a traced temperature <= 0 gives a
+      meaningless value, NaN at 0 (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default, over anchors with at least one positive),
       ``"sum"`` or ``"none"``.
     weights: optional per-anchor weights broadcastable to ``[..., B]``.
@@ -377,8 +366,6 @@ def ntxent(
     >>> print(jl.ntxent(e, jnp.array([0, 0, 1, 1]), temperature=1.0))
     0.5978082
   """
-  temperature = _checks.static_number("temperature", temperature)
-  _checks.option("temperature", temperature, temperature > 0, "a positive number")
   x = _checks.floating("embeddings", embeddings)
   if x.ndim < 2:
     raise ValueError(
@@ -390,7 +377,8 @@ def ntxent(
       f"{_checks.name()}: `labels` must have shape [..., B], the shape of `embeddings` without its last axis"
       f" {x.shape[:-1]}, got labels.shape={y.shape}."
     )
-  (x, mask) = _embeddings(where, ("embeddings", x))
+  x, mask = _embeddings(where, ("embeddings", x))
+  temperature = _inputs.number("temperature", temperature, x.dtype, lambda t: t > 0, "a positive number")
   valid = jnp.ones(y.shape, bool) if mask is None else mask
   loss, count = _ntxent_per_anchor(x, y, valid, temperature)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid & (count > 0))

@@ -25,21 +25,17 @@ from jaxloss._api import Numeric, Static, loss
 
 def _lists(scores, labels, where) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Validated, promoted ``(scores, labels, valid)``; masked items are zeroed and ``valid`` is False there."""
-  s = _checks.floating("scores", scores)
-  y = _checks.real("labels", labels)
-  _checks.same_shape(("scores", s), ("labels", y))
+  s, y, mask = _inputs.prepare(
+    ("scores", scores, "floating"), ("labels", labels, "real"), where=where, of="`scores` (`where` masks list items)"
+  )
   if s.ndim < 1:
     raise ValueError(f"{_checks.name()}: `scores` must have shape [..., L] (rank >= 1), got scores.shape={s.shape}.")
-  dtype = _checks.compute_dtype(s, y)
-  mask = _inputs.mask(where, s.shape, of="`scores` (`where` masks list items)")
-  s, y = _inputs.zero_masked(mask, s.astype(dtype), y.astype(dtype))
-  _checks.debug_no_nan(scores=s, labels=y)
   return s, y, jnp.ones(s.shape, bool) if mask is None else mask
 
 
-def _pairwise(scores, labels, where, weights, reduction, pair_loss: Callable[[jax.Array], jax.Array]):
-  """Sum of ``pair_loss(s_i - s_j)`` over the valid pairs with ``y_i > y_j``, per list."""
-  s, y, valid = _lists(scores, labels, where)
+def _pairwise(lists, weights, reduction, pair_loss: Callable[[jax.Array], jax.Array]):
+  """Sum of ``pair_loss(s_i - s_j)`` over the valid pairs with ``y_i > y_j``, per list of :func:`_lists`."""
+  s, y, valid = lists
   ordered = (y[..., :, None] > y[..., None, :]) & valid[..., :, None] & valid[..., None, :]
   per_pair = jnp.where(ordered, pair_loss(s[..., :, None] - s[..., None, :]), 0)
   has_pair = jnp.any(ordered, axis=(-2, -1))
@@ -64,7 +60,10 @@ def pairwise_hinge(
   Args:
     scores: floating ``[..., L]``, one score per list item.
     labels: relevance labels of the same shape (any real dtype).
-    margin: the score gap beyond which a pair costs nothing.
+    margin: the score gap beyond which a pair costs nothing (finite: an
+      infinite one would make the loss constant, 0 or inf). May be traced (a
+      0-d array or tracer); a traced non-finite margin gives a meaningless
+      value (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default, over lists with at least one pair),
       ``"sum"`` or ``"none"``.
     weights: optional per-list weights broadcastable to ``[...]``.
@@ -83,8 +82,9 @@ def pairwise_hinge(
     >>> print(jl.pairwise_hinge(jnp.array([2.0, 1.0, 3.0]), jnp.array([1.0, 0.0, 0.0])))
     2.0
   """
-  margin = _checks.static_number("margin", margin)
-  return _pairwise(scores, labels, where, weights, reduction, lambda gap: jax.nn.relu(margin - gap))
+  lists = _lists(scores, labels, where)
+  margin = _inputs.number("margin", margin, lists[0].dtype)
+  return _pairwise(lists, weights, reduction, lambda gap: jax.nn.relu(margin - gap))
 
 
 @loss
@@ -122,7 +122,7 @@ def pairwise_logistic(
     >>> print(jl.pairwise_logistic(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0])))
     0.6931472
   """
-  return _pairwise(scores, labels, where, weights, reduction, lambda gap: jax.nn.softplus(-gap))
+  return _pairwise(_lists(scores, labels, where), weights, reduction, lambda gap: jax.nn.softplus(-gap))
 
 
 @loss
@@ -164,7 +164,7 @@ def softmax_ranking(
     1.3862944
   """
   s, y, valid = _lists(scores, labels, where)
-  _checks.debug_all(y >= 0, f"{_checks.name()}: `labels` must be >= 0, found {{}}.", y)
+  _checks.debug_values("labels", y, lambda: y >= 0, ">= 0")
   total = jnp.sum(y, axis=-1)
   normaliser = _custom.logsumexp(s, valid, axis=-1)
   normaliser = jnp.where(normaliser > -jnp.inf, normaliser, 0)  # no valid item: every term below is 0

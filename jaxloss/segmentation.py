@@ -23,8 +23,6 @@ from jaxloss._api import Numeric, Static, loss
 def _overlap_inputs(probs, targets, axis, where):
   """Validated, promoted, masked ``(probs, targets)``, the axes to sum over, and the mask."""
   p = _checks.floating("probs", probs)
-  t = _checks.real("targets", targets)
-  _checks.same_shape(("probs", p), ("targets", t))
   if axis is None:
     if p.ndim < 2:
       raise ValueError(
@@ -34,11 +32,7 @@ def _overlap_inputs(probs, targets, axis, where):
     axes = tuple(range(1, p.ndim))
   else:
     axes = _checks.axis_tuple(axis, p.ndim)
-  dtype = _checks.compute_dtype(p, t)
-  shape = tuple(n for i, n in enumerate(p.shape) if i not in axes)
-  mask = _inputs.mask(where, shape)
-  p, t = _inputs.zero_masked(mask, p.astype(dtype), t.astype(dtype), axis=axes)
-  _checks.debug_no_nan(probs=p, targets=t)
+  p, t, mask = _inputs.prepare(("probs", p, "floating"), ("targets", targets, "real"), where=where, axes=axes)
   _checks.debug_probabilities(probs=p, targets=t)
   return p, t, axes, mask
 
@@ -49,10 +43,9 @@ def _one_minus_ratio(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
   return jnp.where(positive, 1 - _custom.divide(numerator, jnp.where(positive, denominator, 1)), 0)
 
 
-def _check_smooth(smooth) -> float:
-  smooth = _checks.static_number("smooth", smooth)
-  _checks.option("smooth", smooth, smooth >= 0, "a non-negative number")
-  return smooth
+def _non_negative(arg: str, value, dtype):
+  """``smooth``, ``alpha`` or ``beta``: a finite number >= 0, constant or traced."""
+  return _inputs.number(arg, value, dtype, lambda v: v >= 0, "a non-negative number")
 
 
 @loss
@@ -78,7 +71,10 @@ def dice(
     targets: same shape, in ``[0, 1]`` (usually a 0/1 mask).
     smooth: ``s >= 0``, added to numerator and denominator: an empty prediction
       of an empty target scores 0 loss, and the gradient stays bounded when
-      both are small. 0 gives the exact soft Dice.
+      both are small. 0 gives the exact soft Dice; it must be finite (the
+      limit ``s -> inf`` is the constant 0). May be traced (a 0-d array or
+      tracer, differentiable); a traced negative or non-finite smooth gives a
+      meaningless value (:func:`jaxloss.checked` reports it).
     axis: the axes each example's overlap is taken over: ``None`` (default) for
       every axis but the first, or an int / tuple of ints.
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` over examples.
@@ -103,8 +99,8 @@ def dice(
     >>> print(jl.dice(p, jnp.array([[1.0, 0.0, 0.0, 0.0]]), smooth=0.0))
     0.3333333
   """
-  smooth = _check_smooth(smooth)
   p, t, axes, mask = _overlap_inputs(probs, targets, axis, where)
+  smooth = _non_negative("smooth", smooth, p.dtype)
   overlap = jnp.sum(p * t, axis=axes)
   loss = _one_minus_ratio(2 * overlap + smooth, jnp.sum(p, axis=axes) + jnp.sum(t, axis=axes) + smooth)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
@@ -136,9 +132,13 @@ def tversky(
   Args:
     probs: floating ``[N, ...]``, predicted probabilities in ``[0, 1]``.
     targets: same shape, in ``[0, 1]``.
-    alpha: weight of false positives, ``>= 0``.
-    beta: weight of false negatives, ``>= 0`` (raise it to favour recall).
-    smooth: ``s >= 0``, added to numerator and denominator.
+    alpha: weight of false positives, ``>= 0`` and finite. May be traced (a
+      0-d array or tracer); a traced negative or non-finite alpha gives a
+      meaningless value (:func:`jaxloss.checked` reports it).
+    beta: weight of false negatives, ``>= 0`` and finite (raise it to favour
+      recall). May be traced, as ``alpha``.
+    smooth: ``s >= 0`` and finite, added to numerator and denominator. May be
+      traced, as ``alpha``.
     axis: the axes each example's overlap is taken over: ``None`` (default) for
       every axis but the first, or an int / tuple of ints.
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` over examples.
@@ -162,12 +162,10 @@ def tversky(
     >>> print(jl.tversky(p, t, alpha=0.2, beta=0.8, smooth=0.0))
     0.16666669
   """
-  alpha = _checks.static_number("alpha", alpha)
-  beta = _checks.static_number("beta", beta)
-  _checks.option("alpha", alpha, alpha >= 0, "a non-negative number")
-  _checks.option("beta", beta, beta >= 0, "a non-negative number")
-  smooth = _check_smooth(smooth)
   p, t, axes, mask = _overlap_inputs(probs, targets, axis, where)
+  alpha, beta, smooth = (
+    _non_negative(arg, v, p.dtype) for arg, v in (("alpha", alpha), ("beta", beta), ("smooth", smooth))
+  )
   loss = _tversky(p, t, axes, alpha, beta, smooth)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 

@@ -204,6 +204,45 @@ def test_kl_edges_zero_targets_and_minus_infinity():
   np.testing.assert_allclose(value, [0.0, 0.5 * np.log(0.5 / 0.3), 0.0], atol=1e-6)
 
 
+def test_kl_nan_and_negative_targets_give_nan_as_torch():
+  """A NaN or negative target (a NaN log-target) is never a silently dropped class: NaN, as torch's kl_div.
+  p = 0 stays exactly 0 with a zero gradient (torch agrees on the value where log q is finite)."""
+  log_q = np.log(np.array([[0.5, 0.5], [0.5, 0.5], [0.25, 0.75], [0.5, 0.5]]))
+  p = np.array([[np.nan, 0.5], [-0.25, 0.5], [0.0, 1.0], [0.5, 0.5]])
+  log_p = np.log(np.array([[0.5, 0.5], [0.5, 0.5], [1e-300, 1.0], [0.5, 0.5]]))  # torch: exp(-inf) * -inf = NaN
+  log_p[0, 0] = np.nan
+  for target, log_target in [(p, False), (log_p, True)]:
+    ((value, grads),) = _jax_runs(jl.kl_divergence, [((log_q, target), "none", {})], log_targets=log_target)
+    torch_kl = lambda a, b, log_target=log_target: F.kl_div(a, b, reduction="none", log_target=log_target).sum(-1)
+    t_value, t_grads = _torch_value_and_grads(torch_kl, (log_q, target), lambda x: x)
+    np.testing.assert_allclose(value, t_value, rtol=1e-12)  # NaN exactly where torch has NaN
+    np.testing.assert_allclose(grads[0], t_grads[0], rtol=1e-12)
+    assert np.isnan(value[0]) and np.all(np.isfinite(value[2:]))
+    assert np.isnan(value[1]) != log_target  # a negative target; its log-space row is valid
+    if not log_target:
+      np.testing.assert_array_equal(grads[1][2, 0], 0.0)  # p = 0: a zero gradient (torch: -inf)
+  # An exactly -inf log-target (p = 0) gives 0 here (torch: NaN).
+  value = jl.kl_divergence(jnp.asarray(log_q[2]), jnp.log(jnp.array([0.0, 1.0])), log_targets=True)
+  np.testing.assert_allclose(value, np.log(1 / 0.75), rtol=1e-6)
+
+
+def test_kl_log_targets_flag_must_be_a_bool():
+  with pytest.raises(TypeError, match=r"jaxloss\.kl_divergence: `log_targets` must be a bool, got 'no'"):
+    jl.kl_divergence(X, X, log_targets="no")
+
+
+def test_empty_batches_have_mean_zero():
+  """No examples (or distributions over no classes): 0 with a zero gradient, in one compiled program."""
+  calls = [
+    lambda a: jl.kl_divergence(a, jnp.exp(a)),
+    lambda a: jl.kl_divergence(a, a, log_targets=True),
+    lambda a: jl.js_divergence(a, a),
+  ]
+  for shape in [(0, 4), (3, 0)]:
+    for value, grad in jax.jit(lambda a: [jax.value_and_grad(f)(a) for f in calls])(jnp.zeros(shape)):
+      assert float(value) == 0.0 and not np.any(np.asarray(grad))
+
+
 def test_js_is_symmetric_bounded_and_finite_everywhere():
   log = lambda p: jnp.log(jnp.array(p))
   log_p = log([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 0.0, 1.0]])

@@ -408,10 +408,11 @@ X = jnp.ones((3, 4))
       ValueError,
       r"jaxloss\.triplet_margin: `anchor` and `negative` must have the same shape, got anchor\.shape=\(3, 4\)",
     ),
-    (lambda: jl.triplet_margin(X, X, X, p=0.5), ValueError, r"`p` must be a finite number >= 1, got 0\.5"),
-    (lambda: jl.triplet_margin(X, X, X, p=float("inf")), ValueError, r"`p` must be a finite number >= 1"),
+    (lambda: jl.triplet_margin(X, X, X, p=0.5), ValueError, r"`p` must be a number >= 1, got 0\.5"),
+    (lambda: jl.triplet_margin(X, X, X, p=float("inf")), ValueError, r"`p` must be a number >= 1 \(and finite\)"),
     (lambda: jl.triplet_margin(X, X, X, margin=-1.0), ValueError, r"`margin` must be a non-negative number"),
     (lambda: jl.triplet_margin(X, X, X, eps=-1.0), ValueError, r"`eps` must be a non-negative number"),
+    (lambda: jl.triplet_margin(X, X, X, p=jnp.asarray(2.0)), TypeError, r"`p` must be a Python number .*compile time"),
     (lambda: jl.triplet_margin(X, X, X, swap=1), TypeError, r"`swap` must be a bool, got 1"),
     (
       lambda: jl.triplet_margin(X, X, X, distance_fn=lambda x, y: x - y),
@@ -427,7 +428,7 @@ X = jnp.ones((3, 4))
     (
       lambda: jl.contrastive(X, X, jnp.ones(4)),
       ValueError,
-      r"jaxloss\.contrastive: `labels` must have the batch shape of `x1` \(3,\) \(one per embedding\), got labels\.shape=\(4,\)",  # noqa: E501
+      r"jaxloss\.contrastive: `labels` must have shape \(3,\) \(the batch shape of `x1`, one per embedding\), got labels\.shape=\(4,\)",  # noqa: E501
     ),
     (lambda: jl.contrastive(X, X, jnp.ones(3), margin=-0.1), ValueError, r"`margin` must be a non-negative number"),
     (
@@ -469,17 +470,89 @@ def test_bad_input_fails_at_trace_time(call, error, pattern):
     call()
 
 
+NAN, INF = float("nan"), float("inf")
+Y = jnp.ones(3)
+
+
+# Constant options: NaN is always an error; so is inf, since no option here has a meaningful infinite limit (the
+# loss would be the constant 0 or inf, or NaN: inf - inf in the distances).
+@pytest.mark.parametrize(
+  "call, option",
+  [
+    (lambda v: jl.margin_ranking(Y, Y, Y, margin=v), "margin"),
+    (lambda v: jl.triplet_margin(X, X, X, margin=v), "margin"),
+    (lambda v: jl.triplet_margin(X, X, X, eps=v), "eps"),
+    (lambda v: jl.contrastive(X, X, Y, margin=v), "margin"),
+    (lambda v: jl.cosine_embedding(X, X, Y, margin=v), "margin"),
+    (lambda v: jl.ntxent(X, jnp.zeros(3, jnp.int32), temperature=v), "temperature"),
+  ],
+)
+def test_nan_and_infinite_options_are_errors(call, option):
+  for value in (NAN, INF, -INF):
+    with pytest.raises(ValueError, match=rf"`{option}` must be .*got {value}"):
+      call(value)
+
+
+def test_empty_batches_have_mean_zero():
+  """Size-0 batches (and an empty embedding axis) give 0 with a zero gradient, all in one compiled program."""
+  empty = jnp.zeros((0, 4))
+  calls = [
+    lambda e: jl.margin_ranking(e[:, 0], e[:, 1], jnp.ones(0)),
+    lambda e: jl.triplet_margin(e, e, e),
+    lambda e: jl.triplet_margin(e, e, e, p=3.0, swap=True),
+    lambda e: jl.contrastive(e, e, jnp.ones(0)),
+    lambda e: jl.cosine_embedding(e, e, jnp.ones(0)),
+    lambda e: jl.ntxent(e, jnp.zeros(0, int)),
+    lambda e: jl.ntxent(e.reshape(2, 0, 4), jnp.zeros((2, 0), int)),
+    lambda e: jl.ntxent(e, jnp.zeros(0, int), temperature=jnp.asarray(0.5)),
+  ]
+  for value, grad in jax.jit(lambda e: [jax.value_and_grad(f)(e) for f in calls])(empty):
+    assert float(value) == 0.0 and grad.shape == (0, 4)
+  assert float(jl.ntxent(jnp.zeros((0, 4)), jnp.zeros(0, int))) == 0.0  # the reproducer, eagerly
+  assert float(jl.checked(jl.ntxent)(jnp.zeros((0, 4)), jnp.zeros(0, int))) == 0.0
+  # No features: every distance is 0, so the loss is the margin (no max over an empty axis).
+  assert float(jl.triplet_margin(*(jnp.zeros((2, 0)),) * 3, margin=0.5)) == 0.5
+
+
+def test_triplet_margin_traced_eps_is_differentiable():
+  """``eps`` traced is an input of the distance, not a non-differentiable constant (which would get gradient 0):
+  its gradient matches finite differences, also where anchor == positive (the distance is then ||eps * 1||)."""
+  rng = _rng(15)
+  with jax.enable_x64(True):
+    a = jnp.asarray(rng.normal(size=(3, 4)))
+    pos = a.at[1:].add(0.3 * jnp.asarray(rng.normal(size=(2, 4))))  # triplet 0: anchor == positive
+    neg = jnp.asarray(rng.normal(size=(3, 4)))
+    for p in (1.0, 2.0, 3.0):
+
+      def loss(eps, margin, a, p=p):
+        return jl.triplet_margin(a, pos, neg, p=p, eps=eps, margin=margin, reduction="sum")
+
+      run = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+      value, (g_eps, g_margin, g_a) = run(jnp.asarray(0.1), jnp.asarray(20.0), a)
+      step = 1e-6
+      numeric = (loss(jnp.asarray(0.1 + step), 20.0, a) - loss(jnp.asarray(0.1 - step), 20.0, a)) / (2 * step)
+      np.testing.assert_allclose(g_eps, numeric, rtol=1e-7, atol=1e-7)
+      assert float(g_margin) == 3.0  # every triplet is inside the margin
+      const_value, const_g_a = jax.value_and_grad(lambda a, p=p: loss(0.1, 20.0, a))(a)
+      np.testing.assert_allclose(value, const_value, rtol=1e-12)
+      np.testing.assert_allclose(g_a, const_g_a, rtol=1e-12)
+      # A traced 0 (eps and margin): finite, and the same as the constants.
+      value, grads = run(jnp.asarray(0.0), jnp.asarray(0.0), a)
+      assert np.isfinite(float(value)) and all(np.all(np.isfinite(np.asarray(g))) for g in grads)
+      np.testing.assert_allclose(value, loss(0.0, 0.0, a), rtol=1e-12)
+
+
 # The checked mode.
 @pytest.mark.parametrize(
   "call, pattern",
   [
     (
       lambda c: c(jl.margin_ranking)(jnp.zeros(2), jnp.zeros(2), jnp.array([1.0, 0.0])),
-      r"jaxloss\.margin_ranking: `labels` must be 1 or -1, found 0\.0",
+      r"jaxloss\.margin_ranking: `labels` must be -1 or \+1, found 0\.0",
     ),
     (
       lambda c: c(jl.cosine_embedding)(X, X, jnp.array([1.0, -1.0, 2.0])),
-      r"jaxloss\.cosine_embedding: `labels` must be 1 or -1, found 2\.0",
+      r"jaxloss\.cosine_embedding: `labels` must be -1 or \+1, found 2\.0",
     ),
     (
       lambda c: c(jl.contrastive)(X, X, jnp.array([1.0, -0.5, 0.0])),

@@ -185,12 +185,38 @@ def test_softmax_ranking_is_stable_for_large_scores():
     ),
     (lambda: jl.pairwise_hinge(jnp.ones(()), jnp.ones(())), ValueError, r"`scores` must have shape \[\.\.\., L\]"),
     (lambda: jl.pairwise_hinge(jnp.ones(3, jnp.int32), jnp.ones(3)), TypeError, r"`scores` must be a floating-point"),
-    (lambda: jl.pairwise_hinge(jnp.ones(3), jnp.ones(3), margin="1"), TypeError, r"`margin` must be a concrete number"),
+    (lambda: jl.pairwise_hinge(jnp.ones(3), jnp.ones(3), margin="1"), TypeError, r"`margin` must be a number or an"),
+    (
+      lambda: jl.pairwise_hinge(jnp.ones(3), jnp.ones(3), margin=float("nan")),
+      ValueError,
+      r"`margin` must be a number",
+    ),
+    # An infinite margin has no meaningful limit (every pair costs inf, or nothing ever does): an error too.
+    (lambda: jl.pairwise_hinge(jnp.ones(3), jnp.ones(3), margin=float("inf")), ValueError, r"\(and finite\), got inf"),
+    (lambda: jl.pairwise_hinge(jnp.ones(3), jnp.ones(3), margin=-float("inf")), ValueError, r"\(and finite\)"),
   ],
 )
 def test_bad_input_fails_at_trace_time(call, error, pattern):
   with pytest.raises(error, match=pattern):
     call()
+
+
+def test_empty_batches_and_lists_have_mean_zero():
+  """No lists, or lists of no items: 0 with a zero gradient (no max over an empty axis), in one compiled program."""
+  fns = [jl.pairwise_hinge, jl.pairwise_logistic, jl.softmax_ranking]
+  shapes = [(0, 5), (3, 0)]
+
+  def run(margin):
+    out = []
+    for shape in shapes:
+      s = jnp.zeros(shape)
+      for fn in fns:
+        options = {"margin": margin} if fn is jl.pairwise_hinge else {}
+        out.append(jax.value_and_grad(lambda s, fn=fn, options=options: fn(s, jnp.zeros_like(s), **options))(s))
+    return out
+
+  for value, grad in jax.jit(run)(jnp.asarray(1.0)):
+    assert float(value) == 0.0 and not np.any(np.asarray(grad))
 
 
 def test_checked_reports_negative_labels_and_nan():

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 D = 4  # embedding size
 
@@ -104,8 +104,22 @@ def cosine_distance(x, y):
 
 TRIPLET = {"diff": (0, 1, 2)}
 CASES = [
-  Case("margin_ranking", jl.margin_ranking, _scores, _scores_extremes, diff=(0, 1)),
-  Case("triplet_margin", jl.triplet_margin, _triplets, _triplet_extremes, **TRIPLET),
+  Case(
+    "margin_ranking",
+    jl.margin_ranking,
+    _scores,
+    _scores_extremes,
+    diff=(0, 1),
+    options={"margin": Option(0.3, invalid=np.inf)},
+  ),
+  Case(
+    "triplet_margin",
+    jl.triplet_margin,
+    _triplets,
+    _triplet_extremes,
+    options={"margin": Option(0.8, invalid=-1.0), "eps": Option(0.05, invalid=-1.0)},
+    **TRIPLET,
+  ),
   Case("triplet_margin-p1", jl.triplet_margin, _triplets, _triplet_extremes, kwargs={"p": 1.0}, **TRIPLET),
   Case(
     "triplet_margin-p3-swap",
@@ -123,7 +137,16 @@ CASES = [
     kwargs={"distance_fn": cosine_distance, "margin": 0.5},
     **TRIPLET,
   ),
-  Case("contrastive", jl.contrastive, _pairs, _pair_extremes, diff=(0, 1)),
-  Case("cosine_embedding", jl.cosine_embedding, _cosine_pairs, _cosine_extremes, diff=(0, 1)),
-  Case("ntxent", jl.ntxent, _sets, _set_extremes, separable=False),
+  Case(
+    "contrastive", jl.contrastive, _pairs, _pair_extremes, diff=(0, 1), options={"margin": Option(1.3, invalid=-1.0)}
+  ),
+  Case(
+    "cosine_embedding",
+    jl.cosine_embedding,
+    _cosine_pairs,
+    _cosine_extremes,
+    diff=(0, 1),
+    options={"margin": Option(0.2, invalid=1.5)},
+  ),
+  Case("ntxent", jl.ntxent, _sets, _set_extremes, separable=False, options={"temperature": Option(0.5, invalid=0.0)}),
 ]

@@ -3,7 +3,7 @@
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 L = 5  # list size
 
@@ -27,7 +27,14 @@ def _list_extremes(rng, batch):
 
 LISTS = {"where_on_items": True, "separable": False}
 CASES = [
-  Case("pairwise_hinge", jl.pairwise_hinge, _lists, _list_extremes, **LISTS),
+  Case(
+    "pairwise_hinge",
+    jl.pairwise_hinge,
+    _lists,
+    _list_extremes,
+    options={"margin": Option(0.7, invalid=np.inf)},
+    **LISTS,
+  ),
   Case("pairwise_logistic", jl.pairwise_logistic, _lists, _list_extremes, **LISTS),
   Case("softmax_ranking", jl.softmax_ranking, _lists, _list_extremes, **LISTS),
 ]

@@ -3,7 +3,7 @@
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 IMAGE = (3, 4)
 AXES = (-2, -1)
@@ -32,9 +32,29 @@ def _extremes_unsmoothed(rng, batch):
 
 
 CASES = [
-  Case("dice", jl.dice, _masks, _extremes, kwargs={"axis": AXES}, diff=(0, 1)),
+  Case(
+    "dice",
+    jl.dice,
+    _masks,
+    _extremes,
+    kwargs={"axis": AXES},
+    diff=(0, 1),
+    options={"smooth": Option(0.8, invalid=-1.0)},
+  ),
   Case("dice-smooth0", jl.dice, _masks, _extremes_unsmoothed, kwargs={"axis": AXES, "smooth": 0.0}, diff=(0, 1)),
-  Case("tversky", jl.tversky, _masks, _extremes, kwargs={"axis": AXES}, diff=(0, 1)),
+  Case(
+    "tversky",
+    jl.tversky,
+    _masks,
+    _extremes,
+    kwargs={"axis": AXES},
+    diff=(0, 1),
+    options={
+      "alpha": Option(0.3, invalid=-1.0),
+      "beta": Option(0.6, invalid=-1.0),
+      "smooth": Option(0.5, invalid=-1.0),
+    },
+  ),
   Case(
     "tversky-alpha0.3-beta0.7-smooth0",
     jl.tversky,
