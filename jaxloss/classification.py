@@ -19,11 +19,8 @@ Labels under a False ``where`` or equal to ``ignore_index`` are never read.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _custom, _inputs, _reduce
@@ -38,88 +35,28 @@ _BCE_EPSILON = 1e-12
 # Inputs ------------------------------------------------------------------------------------------
 
 
-def _scores(name: str, x, axis: int = -1) -> jax.Array:
-  """Floating scores with the class axis ``axis`` moved last."""
-  x = _checks.floating(name, x)
-  if x.ndim == 0:
-    raise ValueError(f"{_checks.name()}: `{name}` must have a class axis, got a scalar.")
-  return jnp.moveaxis(x, _checks.axis_index(axis, x.ndim), -1)
+def _class_scores(arg: str, scores, labels, where, ignore_index=None, axis: int = -1):
+  """Scores ``[..., C]`` (class axis ``axis`` moved last) in the compute dtype, masked, and their integer labels."""
+  x = _inputs.scores(arg, scores, axis)
+  labels = _inputs.class_labels(arg, x, labels, where, ignore_index)
+  x, _ = _inputs.prepare((arg, x, "floating"), where=labels.mask, axes=-1)
+  return x, labels
 
 
-def _check_ignore_index(ignore_index) -> None:
-  if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
-    raise TypeError(f"{_checks.name()}: `ignore_index` must be None or an int, got {ignore_index!r}.")
-
-
-class _Labels(NamedTuple):
-  """Integer class labels, made safe to index with."""
-
-  index: jax.Array  # each example's class; 0 where the label is out of range
-  in_range: jax.Array  # the label lies in [0, C)
-  mask: jax.Array | None  # the examples that count: `where` and not `ignore_index`
-
-
-def _class_labels(name: str, scores: jax.Array, labels, where, ignore_index=None) -> _Labels:
-  """Validate integer ``labels`` for ``scores`` of shape ``[..., C]`` (class axis already last)."""
-  labels = _checks.integer("labels", labels)
-  shape, num_classes = scores.shape[:-1], scores.shape[-1]
-  if labels.shape != shape:
+def _probabilities(logits, labels, axis: int, where):
+  """Logits and probability ``labels`` of the same shape, class axis moved last, masked; and the mask."""
+  x = _checks.floating("logits", logits)
+  labels = _checks.floating("labels", labels)
+  if labels.shape != x.shape:
     raise ValueError(
-      f"{_checks.name()}: integer `labels` (class indices) must have the shape of `{name}` without the class axis,"
-      f" {shape}, got labels.shape={labels.shape}."
+      f"{_checks.name()}: floating `labels` (probabilities) must have the shape of `logits`, got"
+      f" logits.shape={x.shape} and labels.shape={labels.shape}."
     )
-  mask = _inputs.mask(where, shape)
-  if ignore_index is not None:
-    kept = labels != ignore_index
-    mask = kept if mask is None else mask & kept
-  in_range = (labels >= 0) & (labels < num_classes)
-  expected = f"in [0, {num_classes})" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
-  _checks.debug_values("labels", labels, in_range if mask is None else in_range | ~mask, expected)
-  return _Labels(jnp.where(in_range, labels, 0), in_range, mask)
-
-
-def _class_weights(name: str, weights, num_classes: int, dtype, scalar_ok: bool = False):
-  """Per-class weights of shape ``[C]`` (or a scalar if ``scalar_ok``), in ``dtype``; None stays None."""
-  if weights is None:
-    return None
-  weights = _checks.real(name, weights)
-  if weights.shape != (num_classes,) and not (scalar_ok and weights.shape == ()):
-    expected = f"a scalar or shape ({num_classes},)" if scalar_ok else f"shape ({num_classes},)"
-    raise ValueError(
-      f"{_checks.name()}: `{name}` must have {expected} (one weight per class), got {name}.shape={weights.shape}."
-    )
-  return jnp.broadcast_to(weights.astype(dtype), (num_classes,))
-
-
-def _masked_scores(name: str, scores: jax.Array, labels: _Labels) -> jax.Array:
-  """Scores in the compute dtype with masked examples zeroed (the double where)."""
-  dtype = _checks.compute_dtype(scores)
-  out = _inputs.zero_masked(labels.mask, scores.astype(dtype), axis=-1)
-  _checks.debug_no_nan(**{name: out})
-  return out
-
-
-def _pair(names: tuple[str, str], inputs, targets, where, *, axis: int | None = None):
-  """Validated, promoted, masked ``(inputs, targets, mask)`` of the same shape.
-
-  ``axis=None``: elementwise, ``where`` broadcasts to the inputs. ``axis=-1``: the
-  loss reduces the last axis, ``where`` broadcasts to the inputs without it.
-  """
-  x = _checks.floating(names[0], inputs)
-  t = _checks.real(names[1], targets)
-  _checks.same_shape((names[0], x), (names[1], t))
-  if axis is not None and x.ndim == 0:
-    raise ValueError(f"{_checks.name()}: `{names[0]}` must have a class axis, got a scalar.")
-  dtype = _checks.compute_dtype(x, t)
-  shape = x.shape if axis is None else x.shape[:-1]
-  mask = _inputs.mask(where, shape)
-  x, t = _inputs.zero_masked(mask, x.astype(dtype), t.astype(dtype), axis=axis)
-  _checks.debug_no_nan(**{names[0]: x, names[1]: t})
-  return x, t, mask
-
-
-def _check_signs(labels: jax.Array) -> None:
-  _checks.debug_values("labels", labels, (labels == 1) | (labels == -1), "-1 or +1")
+  x = _inputs.scores("logits", x, axis)
+  labels = jnp.moveaxis(labels, axis % x.ndim, -1)
+  x, labels, mask = _inputs.prepare(("logits", x, "floating"), ("labels", labels, "floating"), where=where, axes=-1)
+  _checks.debug_probabilities(labels=labels)
+  return x, labels, mask
 
 
 # Primitives --------------------------------------------------------------------------------------
@@ -135,7 +72,7 @@ def _class_weight_of(class_weights: jax.Array, index: jax.Array) -> jax.Array:
   return class_weights.at[index].get(mode="promise_in_bounds", out_sharding=jax.typeof(index).sharding)
 
 
-def _weighted_by_class(loss: jax.Array, class_weights: jax.Array | None, labels: _Labels) -> jax.Array:
+def _weighted_by_class(loss: jax.Array, class_weights: jax.Array | None, labels: _inputs.Labels) -> jax.Array:
   """The per-example loss times its target class's weight (if any), NaN where the label is out of range."""
   if class_weights is not None:
     loss = _class_weight_of(class_weights, labels.index) * loss
@@ -155,19 +92,12 @@ def _neg_log_softmax_sum(x: jax.Array, lse: jax.Array, q: jax.Array) -> jax.Arra
 
 
 def _logsumexp_where(x: jax.Array, where: jax.Array) -> jax.Array:
-  """``log sum exp(x)`` over the selected entries of the last axis.
+  """``log sum exp(x)`` over the selected finite-or-+inf entries of the last axis.
 
-  A row that selects no finite entry gives -inf with a zero gradient (not NaN),
-  and unselected entries never reach ``exp``.
+  A row that selects no entry above -inf gives -inf with a zero gradient (not
+  NaN), and unselected entries never reach ``exp``.
   """
-  selected = where & (x > -jnp.inf)
-  some = jnp.any(selected, axis=-1, keepdims=True)
-  x = jnp.where(selected, x, 0)
-  shift = jax.lax.stop_gradient(jnp.max(jnp.where(selected, x, -jnp.inf), axis=-1, keepdims=True))
-  shift = jnp.where(some, shift, 0)
-  total = jnp.sum(jnp.where(selected, jnp.exp(x - shift), 0), axis=-1, keepdims=True)
-  out = jnp.where(some, jnp.log(jnp.where(some, total, 1)) + shift, -jnp.inf)
-  return out[..., 0]
+  return _custom.logsumexp(x, where & (x > -jnp.inf))
 
 
 def _clamped_log(x: jax.Array) -> jax.Array:
@@ -231,25 +161,6 @@ def _is_floating(labels) -> bool:
   return labels is not None and jnp.issubdtype(jnp.result_type(labels), jnp.floating)
 
 
-def _probability_labels(logits, labels, axis: int, where):
-  """Logits and probability ``labels`` of the same shape, class axis moved last, masked; and the mask."""
-  x = _checks.floating("logits", logits)
-  labels = _checks.floating("labels", labels)
-  if labels.shape != x.shape:
-    raise ValueError(
-      f"{_checks.name()}: floating `labels` (probabilities) must have the shape of `logits`, got"
-      f" logits.shape={x.shape} and labels.shape={labels.shape}."
-    )
-  x = _scores("logits", x, axis)
-  labels = jnp.moveaxis(labels, axis % x.ndim, -1)
-  dtype = _checks.compute_dtype(x, labels)
-  mask = _inputs.mask(where, x.shape[:-1])
-  x, labels = _inputs.zero_masked(mask, x.astype(dtype), labels.astype(dtype), axis=-1)
-  _checks.debug_no_nan(logits=x, labels=labels)
-  _checks.debug_probabilities(labels=labels)
-  return x, labels, mask
-
-
 def _check_smoothing(label_smoothing) -> float:
   label_smoothing = _checks.static_number("label_smoothing", label_smoothing)
   _checks.option("label_smoothing", label_smoothing, 0 <= label_smoothing <= 1, "in [0, 1]")
@@ -308,11 +219,8 @@ def nll(
     >>> print(jl.nll(log_probs, jnp.array([0, 1]), reduction="none"))
     [0.6931472 2.3025851]
   """
-  _check_ignore_index(ignore_index)
-  x = _scores("log_probs", log_probs, axis)
-  labels = _class_labels("log_probs", x, labels, where, ignore_index)
-  x = _masked_scores("log_probs", x, labels)
-  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  x, labels = _class_scores("log_probs", log_probs, labels, where, ignore_index, axis)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   loss = -_pick(x, labels.index)
   target_weights = None
   if class_weights is not None:
@@ -385,21 +293,19 @@ def cross_entropy(
     >>> print(jl.cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100))
     0.12692809
   """
-  _check_ignore_index(ignore_index)
+  ignore_index = _inputs.ignore_index(ignore_index)
   label_smoothing = _check_smoothing(label_smoothing)
   if _is_floating(labels):
     if ignore_index is not None:
       raise ValueError(f"{_checks.name()}: `ignore_index` applies to integer labels only, got floating labels.")
-    x, t, mask = _probability_labels(logits, labels, axis, where)
-    class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+    x, t, mask = _probabilities(logits, labels, axis, where)
+    class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
     q = _smoothed(t, label_smoothing)
     q = q if class_weights is None else q * jnp.broadcast_to(class_weights, q.shape)
     loss = _neg_log_softmax_sum(x, jax.nn.logsumexp(x, axis=-1), q)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  x = _scores("logits", logits, axis)
-  labels = _class_labels("logits", x, labels, where, ignore_index)
-  x = _masked_scores("logits", x, labels)
-  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  x, labels = _class_scores("logits", logits, labels, where, ignore_index, axis)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
 
@@ -443,7 +349,7 @@ def binary_cross_entropy(
     >>> print(jl.binary_cross_entropy(jnp.array([0.5, 0.0]), jnp.array([1.0, 1.0]), reduction="none"))
     [  0.6931472 100.       ]
   """
-  p, t, mask = _pair(("probs", "targets"), probs, targets, where)
+  p, t, mask = _inputs.prepare(("probs", probs, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(probs=p, targets=t)
   return _reduce.reduce(_binary_cross_entropy(p, t), reduction=reduction, weights=weights, where=mask)
 
@@ -488,7 +394,7 @@ def binary_cross_entropy_with_logits(
     >>> print(jl.binary_cross_entropy_with_logits(jnp.array([0.0, 1e4]), jnp.array([1.0, 0.0]), reduction="none"))
     [6.931472e-01 1.000000e+04]
   """
-  x, t, mask = _pair(("logits", "targets"), logits, targets, where)
+  x, t, mask = _inputs.prepare(("logits", logits, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(targets=t)
   if pos_weight is not None:
     pos_weight = _checks.real("pos_weight", pos_weight)
@@ -545,7 +451,7 @@ def sigmoid_focal(
   gamma = _checks.static_number("gamma", gamma)
   _checks.option("alpha", alpha, alpha <= 1, "in [0, 1], or negative to disable it")
   _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
-  x, t, mask = _pair(("logits", "targets"), logits, targets, where)
+  x, t, mask = _inputs.prepare(("logits", logits, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(targets=t)
   loss = _sigmoid_cross_entropy(x, t)
   if gamma:
@@ -600,16 +506,14 @@ def softmax_focal(
   """
   gamma = _checks.static_number("gamma", gamma)
   _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
-  x = _scores("logits", logits)
-  labels = _class_labels("logits", x, labels, where)
-  x = _masked_scores("logits", x, labels)
+  x, labels = _class_scores("logits", logits, labels, where)
   lse = jax.nn.logsumexp(x, axis=-1)
   loss = lse - _pick(x, labels.index)
   if gamma:
     others = ~_one_hot(labels.index, x.shape[-1])
     log_one_minus_p = _logsumexp_where(x, others) - lse
     loss = jnp.exp(gamma * log_one_minus_p) * loss
-  alpha = _class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
+  alpha = _inputs.class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
   loss = _weighted_by_class(loss, alpha, labels)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
 
@@ -655,8 +559,8 @@ def hinge(
     [0.  0.5] [ 0.  -0.5]
   """
   margin = _checks.static_number("margin", margin)
-  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
   # _custom.relu, not jax.nn.relu: the same derivatives, less memory traffic on CPU (see there).
   return _reduce.reduce(_custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
 
@@ -700,8 +604,8 @@ def squared_hinge(
     [0.   2.25]
   """
   margin = _checks.static_number("margin", margin)
-  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
   return _reduce.reduce(jnp.square(jax.nn.relu(margin - y * s)), reduction=reduction, weights=weights, where=mask)
 
 
@@ -747,9 +651,7 @@ def multiclass_hinge(
     >>> print(jl.multiclass_hinge(s, y), jax.grad(jl.multiclass_hinge)(s, y))
     1.5 [[-1.   0.5  0.5]]
   """
-  s = _scores("scores", scores)
-  labels = _class_labels("scores", s, labels, where)
-  s = _masked_scores("scores", s, labels)
+  s, labels = _class_scores("scores", scores, labels, where)
   target = _one_hot(labels.index, s.shape[-1])
   runner_up = _custom.max(jnp.where(target, -jnp.inf, s))
   loss = _weighted_by_class(jax.nn.relu(1 + runner_up - _pick(s, labels.index)), None, labels)
@@ -800,14 +702,12 @@ def multi_margin(
   """
   _checks.option("p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
   margin = _checks.static_number("margin", margin)
-  s = _scores("scores", scores)
-  labels = _class_labels("scores", s, labels, where)
-  s = _masked_scores("scores", s, labels)
+  s, labels = _class_scores("scores", scores, labels, where)
   num_classes = s.shape[-1]
   terms = jax.nn.relu(margin - _pick(s, labels.index)[..., None] + s)
   terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
   loss = jnp.sum(terms, axis=-1) / num_classes
-  class_weights = _class_weights("class_weights", class_weights, num_classes, s.dtype)
+  class_weights = _inputs.class_weights("class_weights", class_weights, num_classes, s.dtype)
   loss = _weighted_by_class(loss, class_weights, labels)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
 
@@ -854,8 +754,8 @@ def hinge_embedding(
     [0.3 0. ] [0.5 0. ]
   """
   margin = _checks.static_number("margin", margin)
-  x, y, mask = _pair(("inputs", "labels"), inputs, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  x, y, mask = _inputs.prepare(("inputs", inputs, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
   zero = jnp.zeros((), x.dtype)
   loss = jnp.where(y != 1, jax.nn.relu(margin - x), zero) + jnp.where(y != -1, x, zero)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
@@ -895,8 +795,8 @@ def soft_margin(
     >>> print(jl.soft_margin(jnp.array([0.0, 100.0]), jnp.array([1.0, -1.0]), reduction="none"))
     [  0.6931472 100.       ]
   """
-  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
   return _reduce.reduce(jax.nn.softplus(-y * s), reduction=reduction, weights=weights, where=mask)
 
 
@@ -936,10 +836,11 @@ def multilabel_soft_margin(
     >>> print(jl.multilabel_soft_margin(jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]])))
     0.6931472
   """
-  x, t, mask = _pair(("logits", "targets"), logits, targets, where, axis=-1)
+  x = _inputs.scores("logits", logits)
+  x, t, mask = _inputs.prepare(("logits", x, "floating"), ("targets", targets, "real"), where=where, axes=-1)
   _checks.debug_probabilities(targets=t)
   terms = _sigmoid_cross_entropy(x, t)
-  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   if class_weights is not None:
     terms = jnp.broadcast_to(class_weights, terms.shape) * terms
   loss = jnp.mean(terms, axis=-1)
@@ -989,14 +890,12 @@ def poly_cross_entropy(
   """
   epsilon = _checks.static_number("epsilon", epsilon)
   if _is_floating(labels):
-    x, t, mask = _probability_labels(logits, labels, -1, where)
+    x, t, mask = _probabilities(logits, labels, -1, where)
     lse = jax.nn.logsumexp(x, axis=-1)
     one_minus_p = -jnp.expm1(x - lse[..., None])
     loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  x = _scores("logits", logits)
-  labels = _class_labels("logits", x, labels, where)
-  x = _masked_scores("logits", x, labels)
+  x, labels = _class_scores("logits", logits, labels, where)
   loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
   loss = loss - epsilon * jnp.expm1(-loss)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
