@@ -134,6 +134,15 @@ def _log_one_minus_pt(x: jax.Array, t: jax.Array) -> jax.Array:
   return jnp.logaddexp(_custom.safe_log(t) + jax.nn.log_sigmoid(-x), _custom.safe_log(1 - t) + jax.nn.log_sigmoid(x))
 
 
+def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
+  """``alpha_t * loss``, ``alpha_t = alpha t + (1 - alpha) (1 - t)``; a negative alpha disables it."""
+  if _inputs.is_array(alpha):
+    on = alpha >= 0
+    alpha = jnp.where(on, alpha, jnp.zeros((), alpha.dtype))  # the double where: -inf never reaches the product
+    return jnp.where(on, alpha * t + (1 - alpha) * (1 - t), 1) * loss
+  return (alpha * t + (1 - alpha) * (1 - t)) * loss if alpha >= 0 else loss
+
+
 def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
   """torch's per-example cross-entropy with class indices, and the class weight of each target.
 
@@ -145,26 +154,30 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
   if class_weights is not None:
     target_weights = _class_weight_of(class_weights, labels.index)
     loss = target_weights * loss
-  if label_smoothing:
+  if not _inputs.is_constant(label_smoothing, 0):
     num_classes = x.shape[-1]
     q = jnp.ones((num_classes,), x.dtype) if class_weights is None else class_weights
     smooth = _neg_log_softmax_sum(x, lse, jnp.broadcast_to(q, x.shape))
+    if _inputs.is_array(label_smoothing):
+      # A traced 0 gives the constant 0's loss where a -inf logit makes the smoothing term infinite.
+      smooth = jnp.where((label_smoothing == 0) & jnp.isinf(smooth), jnp.zeros((), smooth.dtype), smooth)
     loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
   return jnp.where(labels.in_range, loss, jnp.nan), target_weights
 
 
-def _smoothed(t: jax.Array, label_smoothing: float) -> jax.Array:
-  return t * (1 - label_smoothing) + label_smoothing / t.shape[-1] if label_smoothing else t
+def _smoothed(t: jax.Array, label_smoothing) -> jax.Array:
+  if _inputs.is_constant(label_smoothing, 0):
+    return t
+  return t * (1 - label_smoothing) + label_smoothing / t.shape[-1]
 
 
 def _is_floating(labels) -> bool:
   return labels is not None and jnp.issubdtype(jnp.result_type(labels), jnp.floating)
 
 
-def _check_smoothing(label_smoothing) -> float:
-  label_smoothing = _checks.static_number("label_smoothing", label_smoothing)
-  _checks.option("label_smoothing", label_smoothing, 0 <= label_smoothing <= 1, "in [0, 1]")
-  return label_smoothing
+def _margin(value, dtype):
+  """A hinge's ``margin``: any finite number (an infinite margin makes every loss infinite)."""
+  return _inputs.number("margin", value, dtype, expected="a number")
 
 
 # Losses ------------------------------------------------------------------------------------------
@@ -261,7 +274,9 @@ def cross_entropy(
       or floating probabilities with the shape of ``logits``.
     axis: the class axis (any axis; default the last).
     label_smoothing: ``epsilon`` in ``[0, 1]``: mixes the targets with the
-      uniform distribution, as torch's ``label_smoothing``.
+      uniform distribution, as torch's ``label_smoothing``. May be traced (a
+      0-d array or tracer); a traced value outside ``[0, 1]`` gives a
+      meaningless loss (:func:`jaxloss.checked` reports it).
     class_weights: optional ``[C]`` weight of each class.
     ignore_index: optional integer label whose examples count for nothing
       (integer labels only).
@@ -294,18 +309,20 @@ def cross_entropy(
     0.12692809
   """
   ignore_index = _inputs.ignore_index(ignore_index)
-  label_smoothing = _check_smoothing(label_smoothing)
-  if _is_floating(labels):
+  probabilities = _is_floating(labels)
+  if probabilities:
     if ignore_index is not None:
       raise ValueError(f"{_checks.name()}: `ignore_index` applies to integer labels only, got floating labels.")
     x, t, mask = _probabilities(logits, labels, axis, where)
-    class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  else:
+    x, labels = _class_scores("logits", logits, labels, where, ignore_index, axis)
+  label_smoothing = _inputs.label_smoothing(label_smoothing, x.dtype)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  if probabilities:
     q = _smoothed(t, label_smoothing)
     q = q if class_weights is None else q * jnp.broadcast_to(class_weights, q.shape)
     loss = _neg_log_softmax_sum(x, jax.nn.logsumexp(x, axis=-1), q)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  x, labels = _class_scores("logits", logits, labels, where, ignore_index, axis)
-  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
 
@@ -425,8 +442,13 @@ def sigmoid_focal(
     logits: floating array ``[...]``.
     targets: array of the same shape, in ``[0, 1]`` (binary or soft).
     alpha: weight of the positive class in ``[0, 1]``; a negative value
-      disables the weighting (``alpha_t = 1``), as torchvision.
-    gamma: focusing exponent, ``>= 0``; 0 gives binary cross-entropy.
+      (-inf included) disables the weighting (``alpha_t = 1``), as
+      torchvision. May be traced (a 0-d array or tracer; a negative one
+      disables the weighting too); a traced ``alpha > 1`` gives a meaningless
+      loss (:func:`jaxloss.checked` reports it).
+    gamma: focusing exponent, ``>= 0`` and finite; 0 gives binary
+      cross-entropy. May be traced; a traced negative ``gamma`` weights the
+      well-classified elements up (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -447,18 +469,15 @@ def sigmoid_focal(
     >>> print(jl.sigmoid_focal(jnp.array([0.0, 3.0]), jnp.array([1.0, 1.0]), reduction="none"))
     [4.3321699e-02 2.7320833e-05]
   """
-  alpha = _checks.static_number("alpha", alpha)
-  gamma = _checks.static_number("gamma", gamma)
-  _checks.option("alpha", alpha, alpha <= 1, "in [0, 1], or negative to disable it")
-  _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
   x, t, mask = _inputs.prepare(("logits", logits, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(targets=t)
+  expected = "in [0, 1], or negative to disable it"
+  alpha = _inputs.number("alpha", alpha, x.dtype, lambda a: a <= 1, expected, infinite_ok=True)
+  gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
   loss = _sigmoid_cross_entropy(x, t)
-  if gamma:
+  if not _inputs.is_constant(gamma, 0):
     loss = loss * jnp.exp(gamma * _log_one_minus_pt(x, t))
-  if alpha >= 0:
-    loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(_alpha_weighted(loss, t, alpha), reduction=reduction, weights=weights, where=mask)
 
 
 @loss
@@ -480,9 +499,13 @@ def softmax_focal(
   Args:
     logits: floating ``[..., C]``.
     labels: integer class indices ``[...]``.
-    gamma: focusing exponent, ``>= 0``; 0 gives the cross-entropy.
+    gamma: focusing exponent, ``>= 0`` and finite; 0 gives the
+      cross-entropy. May be traced (a 0-d array or tracer); a traced negative
+      ``gamma`` weights the well-classified examples up
+      (:func:`jaxloss.checked` reports it).
     alpha: optional weight: a scalar, or ``[C]`` (one per class, ``alpha_y``
-      applies to an example of class ``y``); None means 1.
+      applies to an example of class ``y``); None means 1. An array input,
+      so it may be traced (and differentiated).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``; the mean divides
       by the number of examples (``alpha`` is part of the loss, as in Lin et al.).
     weights: optional per-example weights broadcastable to ``[...]``.
@@ -504,15 +527,21 @@ def softmax_focal(
     >>> print(jl.softmax_focal(logits, jnp.array([0, 1]), reduction="none"))
     [0.01086933 0.4882721 ]
   """
-  gamma = _checks.static_number("gamma", gamma)
-  _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
   x, labels = _class_scores("logits", logits, labels, where)
+  gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
   lse = jax.nn.logsumexp(x, axis=-1)
   loss = lse - _pick(x, labels.index)
-  if gamma:
+  if not _inputs.is_constant(gamma, 0):
     others = ~_one_hot(labels.index, x.shape[-1])
     log_one_minus_p = _logsumexp_where(x, others) - lse
-    loss = jnp.exp(gamma * log_one_minus_p) * loss
+    if _inputs.is_array(gamma):
+      # p_y == 1 exactly (every other logit -inf): the loss is 0, and gamma * -inf would be NaN at 0 (and
+      # in the derivative with respect to gamma).
+      certain = log_one_minus_p == -jnp.inf
+      focus = jnp.exp(gamma * jnp.where(certain, jnp.zeros((), x.dtype), log_one_minus_p))
+      loss = jnp.where(certain, jnp.zeros((), x.dtype), focus) * loss
+    else:
+      loss = jnp.exp(gamma * log_one_minus_p) * loss
   alpha = _inputs.class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
   loss = _weighted_by_class(loss, alpha, labels)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
@@ -536,7 +565,9 @@ def hinge(
   Args:
     scores: floating array ``[...]``.
     labels: array of the same shape with entries -1 or +1.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -558,9 +589,9 @@ def hinge(
     >>> print(jl.hinge(s, y, reduction="none"), jax.grad(jl.hinge)(s, y))
     [0.  0.5] [ 0.  -0.5]
   """
-  margin = _checks.static_number("margin", margin)
   s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
   _inputs.signs(y, mask)
+  margin = _margin(margin, s.dtype)
   # _custom.relu, not jax.nn.relu: the same derivatives, less memory traffic on CPU (see there).
   return _reduce.reduce(_custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
 
@@ -583,7 +614,9 @@ def squared_hinge(
   Args:
     scores: floating array ``[...]``.
     labels: array of the same shape with entries -1 or +1.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -603,9 +636,9 @@ def squared_hinge(
     >>> print(jl.squared_hinge(jnp.array([1.0, -0.5]), jnp.array([1.0, 1.0]), reduction="none"))
     [0.   2.25]
   """
-  margin = _checks.static_number("margin", margin)
   s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
   _inputs.signs(y, mask)
+  margin = _margin(margin, s.dtype)
   return _reduce.reduce(jnp.square(jax.nn.relu(margin - y * s)), reduction=reduction, weights=weights, where=mask)
 
 
@@ -679,7 +712,9 @@ def multi_margin(
     scores: floating ``[..., C]``.
     labels: integer class indices ``[...]``.
     p: 1 or 2.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     class_weights: optional ``[C]`` weight of each class, applied by the target
       class; the mean divides by the number of examples, as torch.
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
@@ -701,8 +736,8 @@ def multi_margin(
     0.16666667
   """
   _checks.option("p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
-  margin = _checks.static_number("margin", margin)
   s, labels = _class_scores("scores", scores, labels, where)
+  margin = _margin(margin, s.dtype)
   num_classes = s.shape[-1]
   terms = jax.nn.relu(margin - _pick(s, labels.index)[..., None] + s)
   terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
@@ -730,7 +765,9 @@ def hinge_embedding(
   Args:
     inputs: floating array ``[...]``, typically distances.
     labels: array of the same shape with entries -1 or +1.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -753,9 +790,9 @@ def hinge_embedding(
     >>> print(jl.hinge_embedding(x, y, reduction="none"), jax.grad(jl.hinge_embedding)(x, y))
     [0.3 0. ] [0.5 0. ]
   """
-  margin = _checks.static_number("margin", margin)
   x, y, mask = _inputs.prepare(("inputs", inputs, "floating"), ("labels", labels, "real"), where=where)
   _inputs.signs(y, mask)
+  margin = _margin(margin, x.dtype)
   zero = jnp.zeros((), x.dtype)
   loss = jnp.where(y != 1, jax.nn.relu(margin - x), zero) + jnp.where(y != -1, x, zero)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
@@ -868,8 +905,10 @@ def poly_cross_entropy(
     logits: floating ``[..., C]``.
     labels: integer class indices ``[...]``, or floating probabilities
       ``[..., C]``.
-    epsilon: the coefficient of ``1 - p_t`` (the paper uses 1 or 2; -1 for
-      detection).
+    epsilon: the coefficient of ``1 - p_t``, a finite number (the paper uses
+      1 or 2; -1 for detection). May be traced (a 0-d array or tracer); a
+      traced NaN or inf gives a NaN or infinite loss (:func:`jaxloss.checked`
+      reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional per-example weights broadcastable to ``[...]``.
     where: optional per-example boolean mask broadcastable to ``[...]``.
@@ -888,14 +927,15 @@ def poly_cross_entropy(
     >>> print(jl.poly_cross_entropy(jnp.zeros((1, 2)), jnp.array([0])))
     1.1931472
   """
-  epsilon = _checks.static_number("epsilon", epsilon)
   if _is_floating(labels):
     x, t, mask = _probabilities(logits, labels, -1, where)
+    epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a number")
     lse = jax.nn.logsumexp(x, axis=-1)
     one_minus_p = -jnp.expm1(x - lse[..., None])
     loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
   x, labels = _class_scores("logits", logits, labels, where)
+  epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a number")
   loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
   loss = loss - epsilon * jnp.expm1(-loss)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)

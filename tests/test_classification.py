@@ -753,6 +753,19 @@ def test_focal_losses_are_finite_at_p_one_for_every_gamma(gamma):
     )
 
 
+def test_focal_losses_with_a_traced_gamma_are_finite_at_p_one():
+  gammas = jnp.array([0.0, 0.25, 0.5, 1.0, 2.0])
+  x = jnp.array([1e4, 40.0, 17.0, -40.0, -1e4, 0.0], jnp.float32)
+  t = jnp.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.7], jnp.float32)
+  logits = jnp.array([[1e4, 0.0, 0.0], [40.0, 0.0, -jnp.inf], [0.0, -jnp.inf, -jnp.inf]], jnp.float32)
+  y = jnp.array([0, 0, 0])
+  for fn, inputs in (
+    (lambda x, g: jl.sigmoid_focal(x, t, gamma=g), x),
+    (lambda x, g: jl.softmax_focal(x, y, gamma=g), logits),
+  ):
+    _finite(jax.jit(jax.vmap(jax.value_and_grad(fn, argnums=(0, 1)), in_axes=(None, 0)))(inputs, gammas))
+
+
 def test_sigmoid_focal_gamma_below_one_gradient_where_torchvision_is_nan():
   x = torch.tensor([40.0], dtype=torch.float64, requires_grad=True)
   torch_sigmoid_focal(x, _t([1.0]), gamma=0.5).sum().backward()  # 1 - p_t == 0 exactly in float64
@@ -833,7 +846,7 @@ Y = jnp.array([0, 1, 2])
     (lambda: jl.sigmoid_focal(X, X, alpha=1.5), ValueError, r"`alpha` must be in \[0, 1\], or negative to disable"),
     (lambda: jl.multi_margin(X, Y, p=3), ValueError, r"jaxloss\.multi_margin: `p` must be 1 or 2, got 3"),
     (lambda: jl.hinge(X, jnp.ones(3)), ValueError, r"`scores` and `labels` must have the same shape"),
-    (lambda: jl.hinge(X, X, margin="1"), TypeError, r"`margin` must be a concrete number"),
+    (lambda: jl.hinge(X, X, margin="1"), TypeError, r"`margin` must be a number or an array, got '1'"),
     (
       lambda: jl.binary_cross_entropy_with_logits(X, X, pos_weight=jnp.ones(3)),
       ValueError,
@@ -903,3 +916,123 @@ def test_checked_accepts_ignored_and_masked_labels():
   value = jl.checked(jl.cross_entropy)(X, y, ignore_index=IGNORE, where=jnp.array([True, True, False]))
   assert float(value) == pytest.approx(np.log(4.0), rel=1e-6)
   assert float(jl.checked(jl.hinge)(jnp.zeros(2), jnp.array([1.0, 5.0]), where=jnp.array([True, False]))) == 1.0
+
+
+# Options are data (issue 12): every path the registry's cases do not trace.
+TRACED = [
+  (jl.cross_entropy, _soft, {"label_smoothing": 0.3}, {"class_weights": CLASS_WEIGHTS}),
+  (
+    jl.cross_entropy,
+    _logits_ignored,
+    {"label_smoothing": 0.15},
+    {"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE},
+  ),
+  (jl.poly_cross_entropy, _soft, {"epsilon": 2.0}, {}),
+  (jl.sigmoid_focal, _binary, {"alpha": 0.25, "gamma": 2.0}, {}),
+  (jl.sigmoid_focal, _binary_soft, {"alpha": -1.0, "gamma": 0.5}, {}),  # a traced negative alpha disables it
+  (jl.multi_margin, _margins, {"margin": 1.0}, {"p": 1}),
+]
+
+
+@pytest.mark.parametrize("fn, make, options, static", TRACED, ids=lambda v: getattr(v, "__name__", None))
+def test_traced_options_equal_the_constants_and_finite_differences(fn, make, options, static):
+  arrays = make(_rng(33), (4,))
+  names = sorted(options)
+  with jax.enable_x64(True):
+    arrays = [jnp.asarray(a) for a in arrays]
+    diff = (0, 1) if fn is not jl.multi_margin and jnp.issubdtype(arrays[1].dtype, jnp.floating) else (0,)
+
+    def f(values, *diff_args):
+      full = list(arrays)
+      for i, a in zip(diff, diff_args, strict=True):
+        full[i] = a
+      return fn(*full, **static, **dict(zip(names, values, strict=True)))
+
+    primals = [arrays[i] for i in diff]
+    constant, constant_grads = jax.value_and_grad(
+      lambda *a: f([options[n] for n in names], *a), argnums=tuple(range(len(diff)))
+    )(*primals)
+    values = [jnp.asarray(options[n], jnp.float64) for n in names]
+    value, grads = jax.jit(jax.value_and_grad(f, argnums=tuple(range(len(diff) + 1))))(values, *primals)
+    np.testing.assert_allclose(value, constant, rtol=1e-12)
+    for g, cg in zip(grads[1:], constant_grads, strict=True):
+      np.testing.assert_allclose(g, cg, rtol=1e-10, atol=1e-14)
+    forward = jax.jit(lambda values: f(values, *primals))
+    for k, name in enumerate(names):
+      shifted = lambda sign, k=k: [v + sign * 1e-6 * (j == k) for j, v in enumerate(values)]
+      central = (forward(shifted(1)) - forward(shifted(-1))) / 2e-6
+      np.testing.assert_allclose(grads[0][k], central, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_traced_zeros_equal_the_constant_specialisations():
+  # A -inf logit: the smoothing term is infinite, and every other logit -inf makes log(1 - p_y) -inf.
+  x = jnp.array([[2.0, -jnp.inf, 0.0], [0.0, -jnp.inf, -jnp.inf]])
+  y = jnp.array([0, 0])
+  xb, tb = jnp.array([3.0, -1.0, 0.5]), jnp.array([1.0, 0.0, 0.3])
+  calls = [
+    (lambda x, v: jl.cross_entropy(x, y, label_smoothing=v, reduction="none"), x),
+    (lambda x, v: jl.softmax_focal(x, y, gamma=v, reduction="none"), x),
+    (lambda x, v: jl.sigmoid_focal(x, tb, gamma=v, reduction="none"), xb),
+    (lambda x, v: jl.poly_cross_entropy(x, y, epsilon=v, reduction="none"), x),
+  ]
+  for f, inputs in calls:
+    constant = f(inputs, 0.0)
+    traced, pullback = jax.vjp(f, inputs, jnp.float32(0.0))
+    np.testing.assert_array_equal(traced, constant)
+    _, option_grad = pullback(jnp.ones_like(traced))
+    grads = jax.grad(lambda x, v, f=f: jnp.sum(f(x, v)), argnums=(0, 1))(inputs, jnp.float32(0.0))
+    np.testing.assert_allclose(grads[0], jax.grad(lambda x, f=f: jnp.sum(f(x, 0.0)))(inputs), rtol=1e-6)
+    _finite(grads, option_grad)
+
+
+# Reliability (issue 13).
+def test_python_lists_are_arrays():
+  log3 = np.log(3.0)
+  for fn in (jl.cross_entropy, jl.poly_cross_entropy, jl.softmax_focal, jl.multiclass_hinge, jl.multi_margin):
+    assert np.isfinite(float(fn(jnp.zeros((2, 3)), [0, 1])))
+  assert float(jl.cross_entropy(jnp.zeros((2, 3)), [0, 1])) == pytest.approx(log3, rel=1e-6)
+  assert float(jl.cross_entropy([[0.0, 0.0, 0.0]], [[0.5, 0.5, 0.0]], class_weights=[1.0, 1.0, 2.0])) == pytest.approx(
+    log3, rel=1e-6
+  )
+  assert float(jl.nll([[-1.0, -2.0]], [1])) == 2.0
+  assert float(jl.hinge([0.5, -2.0], [1.0, -1.0], margin=jnp.float32(1.0))) == 0.25
+  assert float(jl.sigmoid_focal([0.0], [1.0], gamma=0.0, alpha=-1.0)) == pytest.approx(np.log(2.0), rel=1e-6)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+  "call, pattern",
+  [
+    (lambda: jl.hinge(X, X, margin=NAN), r"jaxloss\.hinge: `margin` must be a number, got nan"),
+    (lambda: jl.hinge(X, X, margin=INF), r"`margin` must be a number \(and finite\), got inf"),
+    (lambda: jl.squared_hinge(X, X, margin=NAN), r"jaxloss\.squared_hinge: `margin` must be a number, got nan"),
+    (lambda: jl.squared_hinge(X, X, margin=-INF), r"`margin` must be a number \(and finite\), got -inf"),
+    (lambda: jl.hinge_embedding(X, X, margin=NAN), r"jaxloss\.hinge_embedding: `margin` must be a number, got nan"),
+    (lambda: jl.hinge_embedding(X, X, margin=INF), r"`margin` must be a number \(and finite\), got inf"),
+    (lambda: jl.multi_margin(X, Y, margin=NAN), r"jaxloss\.multi_margin: `margin` must be a number, got nan"),
+    (lambda: jl.multi_margin(X, Y, margin=INF), r"`margin` must be a number \(and finite\), got inf"),
+    (lambda: jl.poly_cross_entropy(X, Y, epsilon=NAN), r"jaxloss\.poly_cross_entropy: `epsilon` must be a number"),
+    (lambda: jl.poly_cross_entropy(X, X, epsilon=INF), r"`epsilon` must be a number \(and finite\), got inf"),
+    (lambda: jl.sigmoid_focal(X, X, gamma=NAN), r"jaxloss\.sigmoid_focal: `gamma` must be a non-negative number"),
+    (lambda: jl.sigmoid_focal(X, X, gamma=INF), r"`gamma` must be a non-negative number \(and finite\), got inf"),
+    (lambda: jl.sigmoid_focal(X, X, alpha=NAN), r"`alpha` must be in \[0, 1\], or negative to disable it, got nan"),
+    (lambda: jl.sigmoid_focal(X, X, alpha=INF), r"`alpha` must be in \[0, 1\], or negative to disable it, got inf"),
+    (lambda: jl.softmax_focal(X, Y, gamma=NAN), r"jaxloss\.softmax_focal: `gamma` must be a non-negative number"),
+    (lambda: jl.softmax_focal(X, Y, gamma=INF), r"`gamma` must be a non-negative number \(and finite\), got inf"),
+    (lambda: jl.cross_entropy(X, Y, label_smoothing=NAN), r"`label_smoothing` must be in \[0, 1\], got nan"),
+  ],
+)
+def test_nan_and_meaningless_infinite_options_are_errors(call, pattern):
+  with pytest.raises(ValueError, match=pattern):
+    call()
+
+
+def test_negative_infinite_alpha_disables_the_focal_weighting_as_any_negative_alpha():
+  x, t = jnp.array([0.5, -1.0, 2.0]), jnp.array([1.0, 0.0, 0.3])
+  for alpha in (-INF, jnp.float32(-jnp.inf)):
+    np.testing.assert_array_equal(jl.sigmoid_focal(x, t, alpha=alpha), jl.sigmoid_focal(x, t, alpha=-1.0))
+  grads = jax.grad(lambda x, t, a: jl.sigmoid_focal(x, t, alpha=a), argnums=(0, 1, 2))(x, t, jnp.float32(-jnp.inf))
+  np.testing.assert_array_equal(grads[1], jax.grad(lambda t: jl.sigmoid_focal(x, t, alpha=-1.0))(t))
+  assert float(grads[2]) == 0.0

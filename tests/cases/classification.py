@@ -9,7 +9,7 @@ than ``check_grads``' finite-difference step.
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 C = 4
 CLASS_WEIGHTS = np.array([0.5, 2.0, 1.0, 1.5])
@@ -222,7 +222,13 @@ CASES = [
     kwargs={"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE},
     count_weights=_target_weights_ignoring,
   ),
-  Case("cross_entropy", jl.cross_entropy, _logits, _class_extremes),
+  Case(
+    "cross_entropy",
+    jl.cross_entropy,
+    _logits,
+    _class_extremes,
+    options={"label_smoothing": Option(0.2, invalid=1.5)},
+  ),
   Case(
     "cross_entropy-axis-class_weights",
     jl.cross_entropy,
@@ -258,30 +264,38 @@ CASES = [
     diff=(0, 1),
   ),
   Case(
-    "sigmoid_focal-gamma0.5-soft_targets",
+    "sigmoid_focal-soft_targets",  # gamma < 1 at p_t -> 1: tests/test_classification.py
     jl.sigmoid_focal,
     _binary_logits,
     _binary_logit_extremes,
-    kwargs={"gamma": 0.5},
+    options={"alpha": Option(0.25, invalid=1.5), "gamma": Option(0.5, invalid=-1.0)},
   ),
   Case(
-    "softmax_focal-gamma0.5-alpha",
+    "softmax_focal-alpha",
     jl.softmax_focal,
     _logits,
     _class_extremes,
-    kwargs={"gamma": 0.5, "alpha": CLASS_WEIGHTS},
+    kwargs={"alpha": CLASS_WEIGHTS},
+    options={"gamma": Option(0.5, invalid=-1.0)},
   ),
-  Case("hinge", jl.hinge, _signed, _signed_extremes),
-  Case("squared_hinge", jl.squared_hinge, _signed, _signed_extremes),
+  Case("hinge", jl.hinge, _signed, _signed_extremes, options={"margin": Option(1.0, invalid=np.inf)}),
+  Case("squared_hinge", jl.squared_hinge, _signed, _signed_extremes, options={"margin": Option(1.0, invalid=np.inf)}),
   Case("multiclass_hinge", jl.multiclass_hinge, _margins, _score_extremes),
   Case(
     "multi_margin-p2-class_weights",
     jl.multi_margin,
-    lambda rng, batch: _margins(rng, batch, 0.5),
+    _margins,
     _score_extremes,
-    kwargs={"p": 2, "margin": 0.5, "class_weights": CLASS_WEIGHTS},
+    kwargs={"p": 2, "class_weights": CLASS_WEIGHTS},
+    options={"margin": Option(1.0, invalid=np.inf)},
   ),
-  Case("hinge_embedding", jl.hinge_embedding, _distances, _distance_extremes),
+  Case(
+    "hinge_embedding",
+    jl.hinge_embedding,
+    _distances,
+    _distance_extremes,
+    options={"margin": Option(1.0, invalid=np.inf)},
+  ),
   Case("soft_margin", jl.soft_margin, _signed, _signed_extremes),
   Case(
     "multilabel_soft_margin-class_weights",
@@ -290,7 +304,13 @@ CASES = [
     _multilabel_extremes,
     kwargs={"class_weights": CLASS_WEIGHTS},
   ),
-  Case("poly_cross_entropy", jl.poly_cross_entropy, _logits, _class_extremes),
+  Case(
+    "poly_cross_entropy",
+    jl.poly_cross_entropy,
+    _logits,
+    _class_extremes,
+    options={"epsilon": Option(1.0, invalid=np.inf)},
+  ),
   Case(
     "poly_cross_entropy-probs",
     jl.poly_cross_entropy,
