@@ -19,6 +19,8 @@ Labels under a False ``where`` or equal to ``ignore_index`` are never read.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -143,10 +145,29 @@ def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
   return (alpha * t + (1 - alpha) * (1 - t)) * loss if alpha >= 0 else loss
 
 
-def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
-  """torch's per-example cross-entropy with class indices, and the class weight of each target.
+def _softcapped(x: jax.Array, softcap) -> jax.Array:
+  """``softcap * tanh(x / softcap)`` (Gemma 2's logit soft-capping); ``x`` itself for None or inf (the limit)."""
+  if softcap is None or _inputs.is_constant(softcap, math.inf):
+    return x
+  if not _inputs.is_array(softcap):
+    return softcap * jnp.tanh(x / softcap)
+  capped = jnp.isfinite(softcap)
+  cap = jnp.where(capped, softcap, jnp.ones((), softcap.dtype))
+  # An infinite logit reaches tanh as itself: x / cap would make the derivative in cap 0 * inf.
+  infinite = jnp.isinf(x)
+  ratio = jnp.where(infinite, x, jnp.where(infinite, jnp.zeros((), x.dtype), x) / cap)
+  return jnp.where(capped, cap * jnp.tanh(ratio), x)
 
-  ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c)``.
+
+def _plus_z_loss(loss: jax.Array, lse: jax.Array, z_loss) -> jax.Array:
+  """``loss + z_loss * lse**2`` (PaLM's auxiliary z-loss); the loss itself for a constant 0."""
+  return loss if _inputs.is_constant(z_loss, 0) else loss + z_loss * jnp.square(lse)
+
+
+def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
+  """torch's per-example cross-entropy with class indices plus the z-loss, and the class weight of each target.
+
+  ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c) + z_loss lse**2``.
   """
   lse = jax.nn.logsumexp(x, axis=-1)
   loss = lse - _pick(x, labels.index)
@@ -162,6 +183,7 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
       # A traced 0 gives the constant 0's loss where a -inf logit makes the smoothing term infinite.
       smooth = jnp.where((label_smoothing == 0) & jnp.isinf(smooth), jnp.zeros((), smooth.dtype), smooth)
     loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
+  loss = _plus_z_loss(loss, lse, z_loss)
   return jnp.where(labels.in_range, loss, jnp.nan), target_weights
 
 
@@ -252,21 +274,27 @@ def cross_entropy(
   label_smoothing: Numeric = 0.0,
   class_weights: ArrayLike | None = None,
   ignore_index: Static[int | None] = None,
+  z_loss: Numeric = 0.0,
+  softcap: Numeric | None = None,
   reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  r"""Softmax cross-entropy with class indices or class probabilities.
+  r"""Softmax cross-entropy with class indices or class probabilities, optional z-loss and soft-capping.
 
   .. math::
-    \ell_i = \sum_c w_c\, q_{ic} \big(\operatorname{lse}(x_i) - x_{ic}\big), \qquad
+    \ell_i = \sum_c w_c\, q_{ic} \big(\operatorname{lse}(z_i) - z_{ic}\big)
+      + \lambda_z \operatorname{lse}(z_i)^2, \qquad
+    z_{ic} = \kappa \tanh(x_{ic} / \kappa), \qquad
     q_{ic} = \begin{cases} (1 - \epsilon)\,[c = y_i] + \epsilon / C & \text{integer labels} \\
       (1 - \epsilon)\, t_{ic} + \epsilon / C & \text{probability labels} \end{cases}
 
   For integer labels the class weight enters as torch does: the target term is
   weighted by ``w_{y_i}``, the smoothing term by each ``w_c``, and the mean
   divides by ``sum_i v_i m_i w_{y_i}``. For probability labels the mean divides
-  by the (weighted) number of examples.
+  by the (weighted) number of examples. The z-loss term is not weighted by
+  ``class_weights``, leaves the mean's denominator as it is, and masked or
+  ignored examples have none. Without ``softcap`` (``kappa``) ``z = x``.
 
   Args:
     logits: floating ``[..., C, ...]``, classes along ``axis``.
@@ -280,6 +308,17 @@ def cross_entropy(
     class_weights: optional ``[C]`` weight of each class.
     ignore_index: optional integer label whose examples count for nothing
       (integer labels only).
+    z_loss: ``lambda_z >= 0``, the weight of PaLM's auxiliary z-loss
+      ``lse(z)**2``, which keeps the softmax normaliser near 1 (the
+      ``z_loss`` of :func:`jaxloss.linear_cross_entropy`). May be traced; a
+      traced negative value rewards a large normaliser
+      (:func:`jaxloss.checked` reports it).
+    softcap: optional ``kappa > 0``: the logits become
+      ``kappa * tanh(logits / kappa)`` before anything else (Gemma 2's logit
+      soft-capping), so they lie in ``(-kappa, kappa)`` (a -inf logit becomes
+      ``-kappa``); None (default) or inf leaves them as they are. May be
+      traced (a traced inf is exactly no capping); a traced ``kappa <= 0``
+      gives a meaningless loss (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional per-example weights broadcastable to the shape of the
       logits without ``axis``.
@@ -290,14 +329,17 @@ def cross_entropy(
     ``reduction="none"`` (class weights included, as torch); float32 for half
     inputs, which are computed in float32.
 
-  Smooth: the gradient is ``softmax(x) sum_c w_c q_c - w q``. A -inf logit on a
-  class with no target mass contributes exactly 0 (torch gives NaN with
-  probability labels) and a zero gradient; a -inf logit on a class with target
-  mass (including any class when ``label_smoothing > 0``) makes the loss +inf.
-  An all-ignored batch has mean 0 with a zero gradient (torch gives NaN).
-  Out-of-range labels: see the module docstring. Matches
-  ``torch.nn.functional.cross_entropy`` (and, without options,
-  ``optax.losses.softmax_cross_entropy_with_integer_labels``).
+  Smooth: without the options the gradient is ``softmax(x) sum_c w_c q_c - w q``
+  (the z-loss adds ``2 lambda_z lse softmax(z)``, soft-capping multiplies by
+  ``1 - tanh(x / kappa)**2``). A -inf logit on a class with no target mass
+  contributes exactly 0 (torch gives NaN with probability labels) and a zero
+  gradient; a -inf logit on a class with target mass (including any class when
+  ``label_smoothing > 0``) makes the loss +inf. An all-ignored batch has mean 0
+  with a zero gradient (torch gives NaN). Out-of-range labels: see the module
+  docstring. Matches ``torch.nn.functional.cross_entropy`` (and, without
+  options, ``optax.losses.softmax_cross_entropy_with_integer_labels``); the
+  z-loss is t5x's ``cross_entropy_with_logits(..., z_loss)`` (Chowdhery et al.,
+  "PaLM", 2022), the soft-capping Gemma 2's ``final_logit_softcapping``.
 
   Example:
     >>> import jax.numpy as jnp
@@ -307,6 +349,8 @@ def cross_entropy(
     [0.12692809 1.0986123 ]
     >>> print(jl.cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100))
     0.12692809
+    >>> print(jl.cross_entropy(logits, jnp.array([0, 2]), z_loss=1e-4, softcap=30.0, reduction="none"))
+    [0.12773234 1.098733  ]
   """
   ignore_index = _inputs.ignore_index(ignore_index)
   probabilities = _is_floating(labels)
@@ -317,13 +361,18 @@ def cross_entropy(
   else:
     x, labels = _class_scores("logits", logits, labels, where, ignore_index, axis)
   label_smoothing = _inputs.label_smoothing(label_smoothing, x.dtype)
+  z_loss = _inputs.number("z_loss", z_loss, x.dtype, lambda z: z >= 0, "a non-negative number")
+  if softcap is not None:
+    softcap = _inputs.number("softcap", softcap, x.dtype, lambda c: c > 0, "None or positive", infinite_ok=True)
+  x = _softcapped(x, softcap)
   class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   if probabilities:
     q = _smoothed(t, label_smoothing)
     q = q if class_weights is None else q * jnp.broadcast_to(class_weights, q.shape)
-    loss = _neg_log_softmax_sum(x, jax.nn.logsumexp(x, axis=-1), q)
+    lse = jax.nn.logsumexp(x, axis=-1)
+    loss = _plus_z_loss(_neg_log_softmax_sum(x, lse, q), lse, z_loss)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing)
+  loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
 
 

@@ -51,14 +51,24 @@ def np_nll(lp, y, class_weights=None, ignore_index=None):
   return out if ignore_index is None else np.where(y == ignore_index, 0.0, out)
 
 
-def np_cross_entropy(x, y, label_smoothing=0.0, class_weights=None, ignore_index=None, axis=-1):
+def _np_logsumexp(x):
+  m = np.max(x, axis=-1)
+  return m + np.log(np.sum(np.exp(x - m[..., None]), axis=-1))
+
+
+def np_cross_entropy(
+  x, y, label_smoothing=0.0, class_weights=None, ignore_index=None, axis=-1, z_loss=0.0, softcap=None
+):
   x = np.moveaxis(x, axis, -1)
+  if softcap is not None:
+    x = softcap * np.tanh(x / softcap)
   lp = _np_log_softmax(x)
+  z = z_loss * _np_logsumexp(x) ** 2  # not class-weighted
   w = np.ones(x.shape[-1]) if class_weights is None else class_weights
   if np.issubdtype(y.dtype, np.floating):
     q = np.moveaxis(y, axis, -1) * (1 - label_smoothing) + label_smoothing / x.shape[-1]
-    return -np.sum(w * q * lp, axis=-1)
-  out = (1 - label_smoothing) * np_nll(lp, y, w) - label_smoothing / x.shape[-1] * np.sum(w * lp, axis=-1)
+    return -np.sum(w * q * lp, axis=-1) + z
+  out = (1 - label_smoothing) * np_nll(lp, y, w) - label_smoothing / x.shape[-1] * np.sum(w * lp, axis=-1) + z
   return out if ignore_index is None else np.where(y == ignore_index, 0.0, out)
 
 
@@ -147,6 +157,15 @@ def torch_sigmoid_focal(x, t, alpha=0.25, gamma=2.0):
     alpha_t = alpha * t + (1 - alpha) * (1 - t)
     loss = alpha_t * loss
   return loss
+
+
+def torch_cross_entropy(x, y, *, z_loss=0.0, softcap=None, ignore_index=-100, **options):
+  """F.cross_entropy of the soft-capped logits, plus the z-loss (t5x / PaLM) where the label is not ignored."""
+  if softcap is not None:
+    x = softcap * torch.tanh(x / softcap)
+  out = _flat(F.cross_entropy, x, y, ignore_index=ignore_index, **options)
+  z = z_loss * torch.logsumexp(x, -1) ** 2
+  return out + (z if y.is_floating_point() else torch.where(y == ignore_index, 0.0, z))
 
 
 def torch_softmax_focal(x, y, gamma=2.0, alpha=None):
@@ -282,6 +301,20 @@ SPECS = [
     count=_class_count(ignore=True),
   ),
   Spec(
+    "cross_entropy-smoothing-class_weights-ignore_index-z_loss-softcap",
+    _bind(
+      jl.cross_entropy, label_smoothing=0.15, class_weights=CLASS_WEIGHTS, ignore_index=IGNORE, z_loss=0.03, softcap=2.5
+    ),
+    _np_bind(
+      np_cross_entropy, label_smoothing=0.15, class_weights=CLASS_WEIGHTS, ignore_index=IGNORE, z_loss=0.03, softcap=2.5
+    ),
+    lambda x, y: torch_cross_entropy(
+      x, y, weight=CW, ignore_index=IGNORE, label_smoothing=0.15, z_loss=0.03, softcap=2.5
+    ),
+    _logits_ignored,
+    count=_class_count(ignore=True),
+  ),
+  Spec(
     "cross_entropy-axis1-class_weights",  # torch's own layout: [N, C, d]
     _bind(jl.cross_entropy, axis=1, class_weights=CLASS_WEIGHTS),
     _np_bind(np_cross_entropy, axis=1, class_weights=CLASS_WEIGHTS),
@@ -302,6 +335,14 @@ SPECS = [
     _bind(jl.cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS),
     _np_bind(np_cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS),
     lambda x, t: _flat(F.cross_entropy, x, t, weight=CW, label_smoothing=0.3),
+    _soft,
+    diff=(0, 1),
+  ),
+  Spec(
+    "cross_entropy-probs-smoothing-class_weights-z_loss-softcap",
+    _bind(jl.cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS, z_loss=0.03, softcap=2.5),
+    _np_bind(np_cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS, z_loss=0.03, softcap=2.5),
+    lambda x, t: torch_cross_entropy(x, t, weight=CW, label_smoothing=0.3, z_loss=0.03, softcap=2.5),
     _soft,
     diff=(0, 1),
   ),
@@ -847,6 +888,7 @@ Y = jnp.array([0, 1, 2])
     (lambda: jl.multi_margin(X, Y, p=3), ValueError, r"jaxloss\.multi_margin: `p` must be 1 or 2, got 3"),
     (lambda: jl.hinge(X, jnp.ones(3)), ValueError, r"`scores` and `labels` must have the same shape"),
     (lambda: jl.hinge(X, X, margin="1"), TypeError, r"`margin` must be a number or an array, got '1'"),
+    (lambda: jl.cross_entropy(X, Y, softcap=jnp.ones(2)), ValueError, r"`softcap` must have shape \(\), got"),
     (
       lambda: jl.binary_cross_entropy_with_logits(X, X, pos_weight=jnp.ones(3)),
       ValueError,
@@ -918,13 +960,76 @@ def test_checked_accepts_ignored_and_masked_labels():
   assert float(jl.checked(jl.hinge)(jnp.zeros(2), jnp.array([1.0, 5.0]), where=jnp.array([True, False]))) == 1.0
 
 
+# z-loss and soft-capping (issue 14): cross_entropy keeps the semantics linear_cross_entropy follows.
+def t5x_cross_entropy_with_logits(logits, targets, z_loss):
+  """t5x/losses.py ``cross_entropy_with_logits`` (the PaLM z-loss), in NumPy float64."""
+  logits_sum = _np_logsumexp(logits)[..., None]
+  log_softmax = logits - logits_sum
+  loss = -np.sum(targets * log_softmax, axis=-1)
+  log_z = np.squeeze(logits_sum, axis=-1)
+  return loss + z_loss * np.square(log_z)
+
+
+def test_z_loss_and_softcap_are_the_t5x_formula_on_gemma_capped_logits():
+  rng = _rng(30)
+  x, y = _logits(rng, (6,))
+  x = 20 * x  # far enough out that the capping matters
+  _, soft = _soft(rng, (6,))
+  cap, z, eps = 30.0, 1e-3, 0.1
+  capped = cap * np.tanh(x / cap)
+  smoothed = lambda t: (1 - eps) * t + eps / C
+  with jax.enable_x64(True):
+    options = {"label_smoothing": eps, "z_loss": z, "softcap": cap, "reduction": "none"}
+    ours = jl.cross_entropy(jnp.asarray(x), jnp.asarray(y), **options)
+    ours_soft = jl.cross_entropy(jnp.asarray(x), jnp.asarray(soft), **options)
+    traced = jl.cross_entropy(
+      jnp.asarray(x),
+      jnp.asarray(y),
+      label_smoothing=jnp.asarray(eps),
+      z_loss=jnp.asarray(z),
+      softcap=jnp.asarray(cap),
+      reduction="none",
+    )
+  np.testing.assert_allclose(ours, t5x_cross_entropy_with_logits(capped, smoothed(np.eye(C)[y]), z), rtol=1e-12)
+  np.testing.assert_allclose(ours_soft, t5x_cross_entropy_with_logits(capped, smoothed(soft), z), rtol=1e-12)
+  np.testing.assert_allclose(traced, ours, rtol=1e-12)
+
+
+def test_infinite_softcap_is_exactly_no_capping():
+  x, y = (jnp.asarray(a) for a in _logits(_rng(31), (4,)))
+  x = x.astype(jnp.float32).at[0, 1].set(-jnp.inf)
+  f = lambda x, **kw: jl.cross_entropy(x, y, z_loss=0.01, reduction="none", **kw)
+  plain, plain_grad = f(x), jax.grad(lambda x: jnp.sum(f(x)))(x)
+  for softcap in (float("inf"), jnp.float32(jnp.inf)):
+    np.testing.assert_array_equal(f(x, softcap=softcap), plain)
+    np.testing.assert_array_equal(jax.grad(lambda x, c=softcap: jnp.sum(f(x, softcap=c)))(x), plain_grad)
+  # The derivative in a traced cap: 0 at inf, and finite next to a -inf logit (which becomes -cap).
+  g = jax.grad(lambda c: jl.cross_entropy(x, y, softcap=c))
+  assert float(g(jnp.float32(jnp.inf))) == 0.0
+  assert np.isfinite(float(g(jnp.float32(2.0))))
+  np.testing.assert_allclose(f(x, softcap=2.0)[0], f(x.at[0, 1].set(-1e4), softcap=2.0)[0], rtol=1e-6)
+
+
+def test_z_loss_is_not_class_weighted_and_ignored_examples_have_none():
+  x, y = (jnp.asarray(a) for a in _logits(_rng(32), (5,)))
+  y = y.at[1].set(IGNORE)
+  options = {"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE}
+  lse = jax.nn.logsumexp(x, axis=-1)
+  plain = jl.cross_entropy(x, y, reduction="none", **options)
+  with_z = jl.cross_entropy(x, y, z_loss=0.5, reduction="none", **options)
+  np.testing.assert_allclose(with_z, plain + np.where(np.asarray(y) == IGNORE, 0.0, 0.5 * lse**2), rtol=1e-6)
+  counted = np.asarray(y) != IGNORE
+  denominator = np.sum(CLASS_WEIGHTS[np.asarray(y)[counted]])
+  np.testing.assert_allclose(jl.cross_entropy(x, y, z_loss=0.5, **options), np.sum(with_z) / denominator, rtol=1e-6)
+
+
 # Options are data (issue 12): every path the registry's cases do not trace.
 TRACED = [
-  (jl.cross_entropy, _soft, {"label_smoothing": 0.3}, {"class_weights": CLASS_WEIGHTS}),
+  (jl.cross_entropy, _soft, {"label_smoothing": 0.3, "z_loss": 0.02, "softcap": 2.5}, {"class_weights": CLASS_WEIGHTS}),
   (
     jl.cross_entropy,
     _logits_ignored,
-    {"label_smoothing": 0.15},
+    {"label_smoothing": 0.15, "z_loss": 0.02, "softcap": 2.5},
     {"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE},
   ),
   (jl.poly_cross_entropy, _soft, {"epsilon": 2.0}, {}),
@@ -971,6 +1076,7 @@ def test_traced_zeros_equal_the_constant_specialisations():
   xb, tb = jnp.array([3.0, -1.0, 0.5]), jnp.array([1.0, 0.0, 0.3])
   calls = [
     (lambda x, v: jl.cross_entropy(x, y, label_smoothing=v, reduction="none"), x),
+    (lambda x, v: jl.cross_entropy(x, y, z_loss=v, reduction="none"), x),
     (lambda x, v: jl.softmax_focal(x, y, gamma=v, reduction="none"), x),
     (lambda x, v: jl.sigmoid_focal(x, tb, gamma=v, reduction="none"), xb),
     (lambda x, v: jl.poly_cross_entropy(x, y, epsilon=v, reduction="none"), x),
@@ -1022,6 +1128,11 @@ NAN, INF = float("nan"), float("inf")
     (lambda: jl.softmax_focal(X, Y, gamma=NAN), r"jaxloss\.softmax_focal: `gamma` must be a non-negative number"),
     (lambda: jl.softmax_focal(X, Y, gamma=INF), r"`gamma` must be a non-negative number \(and finite\), got inf"),
     (lambda: jl.cross_entropy(X, Y, label_smoothing=NAN), r"`label_smoothing` must be in \[0, 1\], got nan"),
+    (lambda: jl.cross_entropy(X, Y, z_loss=NAN), r"jaxloss\.cross_entropy: `z_loss` must be a non-negative number"),
+    (lambda: jl.cross_entropy(X, Y, z_loss=INF), r"`z_loss` must be a non-negative number \(and finite\), got inf"),
+    (lambda: jl.cross_entropy(X, Y, z_loss=-0.1), r"`z_loss` must be a non-negative number, got -0\.1"),
+    (lambda: jl.cross_entropy(X, X, softcap=NAN), r"`softcap` must be None or positive, got nan"),
+    (lambda: jl.cross_entropy(X, Y, softcap=0.0), r"`softcap` must be None or positive, got 0\.0"),
   ],
 )
 def test_nan_and_meaningless_infinite_options_are_errors(call, pattern):
