@@ -23,6 +23,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _custom, _inputs, _reduce
@@ -132,8 +133,70 @@ def _sigmoid_cross_entropy(x: jax.Array, t: jax.Array, pos_weight: jax.Array | N
 
 
 def _log_one_minus_pt(x: jax.Array, t: jax.Array) -> jax.Array:
-  """``log(1 - p_t)`` of sigmoid(x) against targets t: ``1 - p_t = t (1 - p) + (1 - t) p``, in log space."""
+  """``log(1 - p_t)`` of sigmoid(x) against targets t: ``1 - p_t = t (1 - p) + (1 - t) p``, in log space.
+
+  Its derivative in ``t`` is wrong at ``t`` in {0, 1} (``log t`` is a constant
+  -inf there): :func:`_focal` differentiates the focal term itself.
+  """
   return jnp.logaddexp(_custom.safe_log(t) + jax.nn.log_sigmoid(-x), _custom.safe_log(1 - t) + jax.nn.log_sigmoid(x))
+
+
+def _focal_value(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
+  return _sigmoid_cross_entropy(x, t) * jnp.exp(gamma * _log_one_minus_pt(x, t))
+
+
+@jax.custom_jvp
+def _focal(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
+  """``(1 - p_t)^gamma BCE(x, t)``, with the derivatives of that formula everywhere.
+
+  ``gamma`` is a Python number (folded into the program) or a traced 0-d
+  array. The derivatives in ``x`` and ``gamma`` are autodiff's; the one in
+  ``t``, which autodiff gets wrong at binary targets (see
+  :func:`_log_one_minus_pt`), is :func:`_focal_target_slope`, computed only
+  when ``t`` is differentiated.
+  """
+  return _focal_value(x, t, gamma)
+
+
+def _focal_jvp(primals, tangents):
+  (x, t, gamma), (dx, dt, dgamma) = primals, tangents
+  moving = [(i, d) for i, d in ((0, dx), (2, dgamma)) if not isinstance(d, SymbolicZero)]
+  if moving:
+
+    def value(*args):
+      full = [x, t, gamma]
+      for (i, _), a in zip(moving, args, strict=True):
+        full[i] = a
+      return _focal_value(*full)
+
+    y, dy = jax.jvp(value, tuple(primals[i] for i, _ in moving), tuple(d for _, d in moving))
+  else:
+    y, dy = _focal_value(x, t, gamma), jnp.zeros_like(x)
+  if not isinstance(dt, SymbolicZero):
+    dy = dy + _focal_target_slope(x, t, gamma) * dt
+  return y, dy
+
+
+_focal.defjvp(_focal_jvp, symbolic_zeros=True)
+
+
+def _log_softplus(z: jax.Array) -> jax.Array:
+  """``log(softplus(z))``; below -40 that is ``z`` to float64 precision, and softplus would underflow."""
+  far = z < -40
+  return jnp.where(far, z, jnp.log(jax.nn.softplus(jnp.where(far, jnp.zeros((), z.dtype), z))))
+
+
+def _focal_target_slope(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
+  """``d/dt (1 - p_t)^gamma BCE = gamma (1 - 2p) (1 - p_t)^(gamma - 1) BCE - x (1 - p_t)^gamma``.
+
+  ``(1 - p_t)^(gamma - 1) BCE`` is formed in log space: near binary targets
+  ``1 - p_t`` and BCE vanish together (for ``gamma < 1`` the power alone
+  overflows), and their logs stay finite for every finite logit.
+  """
+  log_one_minus_pt = _log_one_minus_pt(x, t)
+  log_bce = jnp.logaddexp(_custom.safe_log(t) + _log_softplus(-x), _custom.safe_log(1 - t) + _log_softplus(x))
+  modulated_bce = jnp.exp((gamma - 1) * log_one_minus_pt + log_bce)
+  return -gamma * jnp.tanh(x / 2) * modulated_bce - x * jnp.exp(gamma * log_one_minus_pt)
 
 
 def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
@@ -508,9 +571,13 @@ def sigmoid_focal(
   Edges: ``(1 - p_t)^gamma`` is computed as ``exp(gamma log(1 - p_t))`` with
   ``log(1 - p_t)`` in log-sigmoid space, so value, gradient and Hessian are
   finite for every ``gamma >= 0`` (including ``gamma < 1``, whose power has an
-  infinite slope at ``p_t = 1``) and logits of any size. Matches torchvision's
-  ``sigmoid_focal_loss`` (Lin et al., "Focal Loss for Dense Object Detection",
-  ICCV 2017) and ``optax.losses.sigmoid_focal_loss``.
+  infinite slope at ``p_t = 1``) and logits of any size. The gradient with
+  respect to ``targets`` (knowledge distillation differentiates through them)
+  is the derivative of the formula everywhere, binary targets included,
+  where ``(1 - p_t)^(gamma - 1) BCE`` is formed in log space: finite for every
+  finite logit. Matches torchvision's ``sigmoid_focal_loss`` (Lin et al.,
+  "Focal Loss for Dense Object Detection", ICCV 2017) and
+  ``optax.losses.sigmoid_focal_loss``.
 
   Example:
     >>> import jax.numpy as jnp
@@ -523,9 +590,7 @@ def sigmoid_focal(
   expected = "in [0, 1], or negative to disable it"
   alpha = _inputs.number("alpha", alpha, x.dtype, lambda a: a <= 1, expected, infinite_ok=True)
   gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
-  loss = _sigmoid_cross_entropy(x, t)
-  if not _inputs.is_constant(gamma, 0):
-    loss = loss * jnp.exp(gamma * _log_one_minus_pt(x, t))
+  loss = _sigmoid_cross_entropy(x, t) if _inputs.is_constant(gamma, 0) else _focal(x, t, gamma)
   return _reduce.reduce(_alpha_weighted(loss, t, alpha), reduction=reduction, weights=weights, where=mask)
 
 

@@ -371,13 +371,15 @@ SPECS = [
     diff=(0, 1),
     one_axis=(7, 3),  # pos_weight is per class, the last axis
   ),
-  Spec("sigmoid_focal", jl.sigmoid_focal, np_sigmoid_focal, torch_sigmoid_focal, _binary),
+  # Differentiated in the targets too: binary targets (issue 13, item 10) and soft ones.
+  Spec("sigmoid_focal", jl.sigmoid_focal, np_sigmoid_focal, torch_sigmoid_focal, _binary, diff=(0, 1)),
   Spec(
     "sigmoid_focal-soft-gamma0.5-no_alpha",
     _bind(jl.sigmoid_focal, gamma=0.5, alpha=-1.0),
     _np_bind(np_sigmoid_focal, gamma=0.5, alpha=-1.0),
     lambda x, t: torch_sigmoid_focal(x, t, gamma=0.5, alpha=-1.0),
     _binary_soft,
+    diff=(0, 1),
   ),
   Spec("softmax_focal", jl.softmax_focal, np_softmax_focal, torch_softmax_focal, _logits),
   Spec(
@@ -1147,3 +1149,25 @@ def test_negative_infinite_alpha_disables_the_focal_weighting_as_any_negative_al
   grads = jax.grad(lambda x, t, a: jl.sigmoid_focal(x, t, alpha=a), argnums=(0, 1, 2))(x, t, jnp.float32(-jnp.inf))
   np.testing.assert_array_equal(grads[1], jax.grad(lambda t: jl.sigmoid_focal(x, t, alpha=-1.0))(t))
   assert float(grads[2]) == 0.0
+
+
+@pytest.mark.parametrize("gamma, alpha", [(2.0, 0.25), (0.5, -1.0), (1.0, 0.7)])
+def test_sigmoid_focal_target_gradient_is_the_formula_derivative_at_binary_targets(gamma, alpha):
+  """torch's autograd of torchvision's formula at t in {0, 0.3, 1} (issue 13, item 10)."""
+  x = np.tile([-3.0, -0.5, 0.7, 2.5], 3)
+  t = np.repeat([0.0, 0.3, 1.0], 4)
+  xt, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
+  torch_sigmoid_focal(xt, tt, alpha=alpha, gamma=gamma).sum().backward()
+  with jax.enable_x64(True):
+    f = lambda x, t, g: jl.sigmoid_focal(x, t, alpha=alpha, gamma=g, reduction="sum")
+    for g in (gamma, jnp.asarray(gamma)):
+      g_x, g_t = jax.grad(f, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(t), g)
+      np.testing.assert_allclose(g_t, tt.grad.numpy(), rtol=1e-10, atol=1e-14)
+      np.testing.assert_allclose(g_x, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    # Forward mode gives the same directional derivative.
+    _, tangent = jax.jvp(lambda t: f(jnp.asarray(x), t, gamma), (jnp.asarray(t),), (jnp.ones(12),))
+    np.testing.assert_allclose(tangent, tt.grad.numpy().sum(), rtol=1e-10)
+  # Finite at logits of any size (the power and BCE combined in log space).
+  big = jnp.array([1e4, -1e4, 100.0, -100.0, 30.0, -30.0] * 2, jnp.float32)
+  binary = jnp.repeat(jnp.array([0.0, 1.0]), 6)
+  _finite(jax.grad(lambda x, t: jl.sigmoid_focal(x, t, alpha=alpha, gamma=gamma), argnums=(0, 1))(big, binary))

@@ -272,6 +272,7 @@ CASES = [
     jl.sigmoid_focal,
     _binary_logits,
     _binary_logit_extremes,
+    diff=(0, 1),
     options={"alpha": Option(0.25, invalid=1.5), "gamma": Option(0.5, invalid=-1.0)},
   ),
   Case(
