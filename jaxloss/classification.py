@@ -3,7 +3,8 @@
 Losses over classes take scores of shape ``[..., C]`` with the class axis last
 (``nll`` and ``cross_entropy`` accept any ``axis=``); leading axes are batch and
 ``reduction="none"`` returns one value per example, shape ``[...]``. Integer
-``labels`` are class indices of shape ``[...]``. The binary losses
+``labels`` are class indices of shape ``[...]`` (for ``multilabel_margin``,
+lists of target classes ``[..., C]`` padded with -1). The binary losses
 (``binary_cross_entropy``, ``sigmoid_focal``, ``hinge``, ``soft_margin``, ...)
 are elementwise: inputs and targets have the same shape and the loss has one
 value per element. Inputs are computed in float32 at least (float16 and
@@ -859,6 +860,85 @@ def multi_margin(
   class_weights = _inputs.class_weights("class_weights", class_weights, num_classes, s.dtype)
   loss = _weighted_by_class(loss, class_weights, labels)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
+
+
+@loss
+def multilabel_margin(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Multi-label hinge loss: each target class should outscore each other class by a margin of 1.
+
+  .. math::
+    \ell_i = \frac{1}{C} \sum_{j \in Y_i} \sum_{k \notin Y_i} \max\big(0,\ 1 - s_{ij} + s_{ik}\big)
+
+  where the targets ``Y_i`` of example ``i`` are the entries of ``labels[i]``
+  before its first -1 (a class listed twice counts twice, as in torch).
+
+  Args:
+    scores: floating ``[..., C]``.
+    labels: integer ``[..., C]``, the shape of ``scores``: each example's
+      target classes, then -1 as padding (``[3, 0, -1, 1]`` means classes 3
+      and 0); entries after the first -1 are not targets.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: each hinge term has derivative exactly 0 at its kink
+  ``s_j - s_k = 1`` (the minimum-norm element of its subdifferential
+  ``[0, 1] (e_k - e_j)``), as torch's. An example without targets, or whose
+  targets are all the classes, has loss 0 and a zero gradient. A label outside
+  ``[-1, C)`` anywhere in an example's row (where torch raises) makes that
+  example's loss NaN with a zero gradient, and :func:`jaxloss.checked`
+  reports it.
+
+  Matches:
+    ``torch.nn.functional.multilabel_margin_loss``, values and gradients, for
+    every reduction (the mean is over examples).
+
+  References:
+    Elisseeff and Weston, "A Kernel Method for Multi-Labelled Classification",
+    NeurIPS 2001 (the ranking hinge over target / non-target pairs).
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.multilabel_margin(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]])))
+    0.85
+    >>> s, y = jnp.array([[1.0, 0.0, 0.5]]), jnp.array([[0, -1, 2]])  # s_0 - s_1 = 1: at the kink
+    >>> print(jax.grad(jl.multilabel_margin)(s, y))
+    [[-0.33333334  0.          0.33333334]]
+  """
+  s = _inputs.scores("scores", scores)
+  labels = _checks.integer("labels", labels)
+  if labels.shape != s.shape:
+    raise ValueError(
+      f"{_checks.name()}: integer `labels` (target classes padded with -1) must have the shape of `scores`, got"
+      f" scores.shape={s.shape} and labels.shape={labels.shape}."
+    )
+  s, mask = _inputs.prepare(("scores", s, "floating"), where=where, axes=-1)
+  num_classes = s.shape[-1]
+  valid = (labels >= -1) & (labels < num_classes)
+  ok = lambda: valid if mask is None else valid | ~mask[..., None]
+  _checks.debug_values("labels", labels, ok, f"in [-1, {num_classes}) (-1 ends the targets)")
+  listed = jnp.cumsum(labels == -1, axis=-1, dtype=jnp.int32) == 0  # before the first -1
+  classes = jax.lax.broadcasted_iota(labels.dtype, (*labels.shape, num_classes), labels.ndim)
+  count = jnp.sum(listed[..., None] & (labels[..., None] == classes), axis=-2, dtype=s.dtype)  # per class
+  target = count > 0
+  # pairs[..., j, k] = max(0, 1 - s_j + s_k) for a target j and a non-target k.
+  pairs = _custom.relu(1 - s[..., :, None] + s[..., None, :])
+  pairs = jnp.where(target[..., :, None] & ~target[..., None, :], pairs, jnp.zeros((), s.dtype))
+  loss = jnp.sum(count * jnp.sum(pairs, axis=-1), axis=-1) / num_classes
+  loss = jnp.where(jnp.all(valid, axis=-1), loss, jnp.nan)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
 @loss

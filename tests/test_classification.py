@@ -128,6 +128,21 @@ def np_multilabel_soft_margin(x, t, class_weights=None):
   return np.mean(w * (t * _np_softplus(-x) + (1 - t) * _np_softplus(x)), axis=-1)
 
 
+def np_multilabel_margin(s, y):
+  """torch's algorithm (aten/src/ATen/native/LossMultiLabelMargin.cpp), one example at a time."""
+  num_classes = s.shape[-1]
+  out = []
+  for row, labels in zip(s.reshape(-1, num_classes), y.reshape(-1, num_classes), strict=True):
+    targets = []
+    for label in labels:
+      if label < 0:
+        break
+      targets.append(int(label))
+    others = [k for k in range(num_classes) if k not in targets]
+    out.append(sum(max(0.0, 1 - row[j] + row[k]) for j in targets for k in others) / num_classes)
+  return np.array(out).reshape(s.shape[:-1])
+
+
 def np_poly_cross_entropy(x, y, epsilon=1.0):
   lp = _np_log_softmax(x)
   if np.issubdtype(y.dtype, np.floating):
@@ -246,6 +261,20 @@ def _margins(rng, batch, margin=1.0):
 
 def _multilabel(rng, batch):
   return [rng.normal(size=(*batch, C)) * 2, rng.choice([0.0, 1.0], size=(*batch, C))]
+
+
+def _target_lists(rng, batch):
+  """Scores away from the hinge kinks; labels: each example's target classes, -1, then any valid entries."""
+  labels = rng.integers(-1, C, size=(*batch, C))
+  for row in labels.reshape(-1, C):
+    targets = rng.choice(C, size=rng.integers(0, C + 1), replace=False)
+    row[: targets.size] = targets
+    if targets.size < C:
+      row[targets.size] = -1
+  while True:
+    x = rng.normal(size=(*batch, C)) * 2
+    if np.abs(1 - x[..., :, None] + x[..., None, :]).min() > 0.05:
+      return [x, labels]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -411,6 +440,13 @@ SPECS = [
     _np_bind(np_multi_margin, p=2, margin=0.5, class_weights=CLASS_WEIGHTS),
     lambda s, y: _flat(F.multi_margin_loss, s, y, p=2, margin=0.5, weight=CW),
     lambda rng, batch: _margins(rng, batch, 0.5),
+  ),
+  Spec(
+    "multilabel_margin",
+    jl.multilabel_margin,
+    np_multilabel_margin,
+    lambda s, y: _flat(F.multilabel_margin_loss, s, y),
+    _target_lists,
   ),
   Spec(
     "hinge_embedding",
@@ -890,6 +926,13 @@ Y = jnp.array([0, 1, 2])
     (lambda: jl.multi_margin(X, Y, p=3), ValueError, r"jaxloss\.multi_margin: `p` must be 1 or 2, got 3"),
     (lambda: jl.hinge(X, jnp.ones(3)), ValueError, r"`scores` and `labels` must have the same shape"),
     (lambda: jl.hinge(X, X, margin="1"), TypeError, r"`margin` must be a number or an array, got '1'"),
+    (
+      lambda: jl.multilabel_margin(X, jnp.zeros((3, 5), jnp.int32)),
+      ValueError,
+      r"jaxloss\.multilabel_margin: integer `labels` \(target classes padded with -1\) must have the shape of"
+      r" `scores`, got scores\.shape=\(3, 4\) and labels\.shape=\(3, 5\)",
+    ),
+    (lambda: jl.multilabel_margin(X, X), TypeError, r"`labels` must be an integer array, got dtype float32"),
     (lambda: jl.cross_entropy(X, Y, softcap=jnp.ones(2)), ValueError, r"`softcap` must have shape \(\), got"),
     (
       lambda: jl.binary_cross_entropy_with_logits(X, X, pos_weight=jnp.ones(3)),
@@ -1105,6 +1148,7 @@ def test_python_lists_are_arrays():
   assert float(jl.nll([[-1.0, -2.0]], [1])) == 2.0
   assert float(jl.hinge([0.5, -2.0], [1.0, -1.0], margin=jnp.float32(1.0))) == 0.25
   assert float(jl.sigmoid_focal([0.0], [1.0], gamma=0.0, alpha=-1.0)) == pytest.approx(np.log(2.0), rel=1e-6)
+  assert float(jl.multilabel_margin([[0.1, 0.2, 0.4, 0.8]], [[3, 0, -1, 1]])) == pytest.approx(0.85, rel=1e-6)
 
 
 NAN, INF = float("nan"), float("inf")
@@ -1171,3 +1215,47 @@ def test_sigmoid_focal_target_gradient_is_the_formula_derivative_at_binary_targe
   big = jnp.array([1e4, -1e4, 100.0, -100.0, 30.0, -30.0] * 2, jnp.float32)
   binary = jnp.repeat(jnp.array([0.0, 1.0]), 6)
   _finite(jax.grad(lambda x, t: jl.sigmoid_focal(x, t, alpha=alpha, gamma=gamma), argnums=(0, 1))(big, binary))
+
+
+# multilabel_margin: torch's multilabel_margin_loss, with min-norm subgradients at the hinges.
+def test_multilabel_margin_matches_torch_for_every_reduction():
+  rng = _rng(34)
+  x, y = _target_lists(rng, (6,))
+  y[0] = [3, 3, -1, 0, 1]  # a class listed twice counts twice, as torch
+  y[1] = -1  # no targets
+  y[2] = [4, 0, 2, 1, 3]  # every class a target
+  with jax.enable_x64(True):
+    for reduction in ("mean", "sum", "none"):
+      for xs, ys in ((x, y), (x[3], y[3])):  # [N, C] and a single [C] example
+        value, grad = jax.value_and_grad(
+          lambda s, r=reduction, ys=ys: jnp.sum(jl.multilabel_margin(s, ys, reduction=r))
+        )(jnp.asarray(xs))
+        st = torch.tensor(xs, requires_grad=True)
+        expected = F.multilabel_margin_loss(st, _t(ys), reduction=reduction)
+        expected.sum().backward()
+        np.testing.assert_allclose(value, expected.sum().detach().numpy(), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(grad, st.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_multilabel_margin_gradient_is_exactly_zero_at_each_kink():
+  s, y = np.array([[1.0, 0.0, 0.0, 2.0]]), np.array([[0, 3, -1, 2]])  # 1 - s_0 + s_k == 0: two kinks, loss 0
+  g, tangent = _grad_and_tangent(lambda s: jl.multilabel_margin(s, jnp.asarray(y), reduction="none"), jnp.asarray(s))
+  st = torch.tensor(s, requires_grad=True)
+  F.multilabel_margin_loss(st, _t(y)).backward()
+  np.testing.assert_array_equal(g, st.grad.numpy().astype(np.float32))
+  np.testing.assert_array_equal(g, [[0.0, 0.0, 0.0, 0.0]])
+  np.testing.assert_array_equal(tangent, [0.0])
+  g = jax.grad(lambda s: jl.multilabel_margin(s, jnp.array([[0, -1, 0, 0]])))(jnp.array([[1.0, 0.0, 0.5, 0.2]]))
+  np.testing.assert_allclose(g, [[-0.5, 0.0, 0.25, 0.25]])
+
+
+def test_multilabel_margin_out_of_range_labels_give_nan_and_a_zero_gradient():
+  s = jnp.asarray(_rng(35).normal(size=(3, 4)), jnp.float32)
+  y = jnp.array([[0, -1, 1, 2], [4, -1, 0, 0], [1, 0, -1, -2]])  # 4 >= C, and -2 after the padding (torch raises)
+  value = jl.multilabel_margin(s, y, reduction="none")
+  assert np.isfinite(float(value[0])) and np.all(np.isnan(np.asarray(value[1:])))
+  g = jax.grad(lambda s: jl.multilabel_margin(s, y, where=jnp.array([True, True, False]), reduction="sum"))(s)
+  assert np.all(np.asarray(g)[1:] == 0) and np.any(np.asarray(g)[0] != 0)
+  with pytest.raises(checkify.JaxRuntimeError, match=r"jaxloss\.multilabel_margin: `labels` must be in \[-1, 4\)"):
+    jl.checked(jl.multilabel_margin)(s, y)
+  jl.checked(jl.multilabel_margin)(s, y, where=jnp.array([True, False, False]))  # masked rows are not read

@@ -208,6 +208,40 @@ def _score_extremes(rng, batch):
   ]
 
 
+def _target_lists(rng, batch):
+  """Each example's target classes (a random subset, in random order), then -1, then arbitrary valid entries."""
+  labels = rng.integers(-1, C, size=(*batch, C))
+  for row in labels.reshape(-1, C):
+    targets = rng.permutation(C)[: rng.integers(0, C + 1)]
+    row[: targets.size] = targets
+    if targets.size < C:
+      row[targets.size] = -1
+  return labels
+
+
+def _multilabel_margins(rng, batch):
+  """Scores whose every difference ``1 - s_j + s_k`` is at least 0.05 from 0 (away from every hinge kink)."""
+  x = rng.normal(size=(*batch, C)) * 2
+  while True:
+    z = np.abs(1 - x[..., :, None] + x[..., None, :])
+    close = np.any(z < 0.05, axis=(-2, -1))
+    if not close.any():
+      return x, _target_lists(rng, batch)
+    x[close] = rng.normal(size=(int(close.sum()), C)) * 2
+
+
+def _multilabel_margin_extremes(rng, batch):
+  """Huge scores, every pair at a kink (scores 0, 1, 2, ...), no targets, and every class a target."""
+  y = _target_lists(rng, batch)
+  steps = np.broadcast_to(np.arange(C, dtype=float), (*batch, C)).copy()
+  return [
+    (1e4 * rng.choice([-1.0, 1.0], size=(*batch, C)), y),
+    (steps, y),
+    (steps, np.full((*batch, C), -1)),
+    (rng.normal(size=(*batch, C)), np.broadcast_to(np.arange(C), (*batch, C)).copy()),
+  ]
+
+
 POS_WEIGHT = np.array([2.5])  # broadcasts along the last axis, as torch's [C]-shaped pos_weight
 
 # One case per loss and per code path that matters (class weights, ignore_index, smoothing, probability
@@ -294,6 +328,7 @@ CASES = [
     kwargs={"p": 2, "class_weights": CLASS_WEIGHTS},
     options={"margin": Option(1.0, invalid=np.inf)},
   ),
+  Case("multilabel_margin", jl.multilabel_margin, _multilabel_margins, _multilabel_margin_extremes, smooth=False),
   Case(
     "hinge_embedding",
     jl.hinge_embedding,
