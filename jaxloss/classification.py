@@ -3,7 +3,8 @@
 Losses over classes take scores of shape ``[..., C]`` with the class axis last
 (``nll`` and ``cross_entropy`` accept any ``axis=``); leading axes are batch and
 ``reduction="none"`` returns one value per example, shape ``[...]``. Integer
-``labels`` are class indices of shape ``[...]``. The binary losses
+``labels`` are class indices of shape ``[...]`` (for ``multilabel_margin``,
+lists of target classes ``[..., C]`` padded with -1). The binary losses
 (``binary_cross_entropy``, ``sigmoid_focal``, ``hinge``, ``soft_margin``, ...)
 are elementwise: inputs and targets have the same shape and the loss has one
 value per element. Inputs are computed in float32 at least (float16 and
@@ -19,11 +20,11 @@ Labels under a False ``where`` or equal to ``ignore_index`` are never read.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _custom, _inputs, _reduce
@@ -38,88 +39,28 @@ _BCE_EPSILON = 1e-12
 # Inputs ------------------------------------------------------------------------------------------
 
 
-def _scores(name: str, x, axis: int = -1) -> jax.Array:
-  """Floating scores with the class axis ``axis`` moved last."""
-  x = _checks.floating(name, x)
-  if x.ndim == 0:
-    raise ValueError(f"{_checks.name()}: `{name}` must have a class axis, got a scalar.")
-  return jnp.moveaxis(x, _checks.axis_index(axis, x.ndim), -1)
+def _class_scores(arg: str, scores, labels, where, ignore_index=None, axis: int = -1):
+  """Scores ``[..., C]`` (class axis ``axis`` moved last) in the compute dtype, masked, and their integer labels."""
+  x = _inputs.scores(arg, scores, axis)
+  labels = _inputs.class_labels(arg, x, labels, where, ignore_index)
+  x, _ = _inputs.prepare((arg, x, "floating"), where=labels.mask, axes=-1)
+  return x, labels
 
 
-def _check_ignore_index(ignore_index) -> None:
-  if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
-    raise TypeError(f"{_checks.name()}: `ignore_index` must be None or an int, got {ignore_index!r}.")
-
-
-class _Labels(NamedTuple):
-  """Integer class labels, made safe to index with."""
-
-  index: jax.Array  # each example's class; 0 where the label is out of range
-  in_range: jax.Array  # the label lies in [0, C)
-  mask: jax.Array | None  # the examples that count: `where` and not `ignore_index`
-
-
-def _class_labels(name: str, scores: jax.Array, labels, where, ignore_index=None) -> _Labels:
-  """Validate integer ``labels`` for ``scores`` of shape ``[..., C]`` (class axis already last)."""
-  labels = _checks.integer("labels", labels)
-  shape, num_classes = scores.shape[:-1], scores.shape[-1]
-  if labels.shape != shape:
+def _probabilities(logits, labels, axis: int, where):
+  """Logits and probability ``labels`` of the same shape, class axis moved last, masked; and the mask."""
+  x = _checks.floating("logits", logits)
+  labels = _checks.floating("labels", labels)
+  if labels.shape != x.shape:
     raise ValueError(
-      f"{_checks.name()}: integer `labels` (class indices) must have the shape of `{name}` without the class axis,"
-      f" {shape}, got labels.shape={labels.shape}."
+      f"{_checks.name()}: floating `labels` (probabilities) must have the shape of `logits`, got"
+      f" logits.shape={x.shape} and labels.shape={labels.shape}."
     )
-  mask = _inputs.mask(where, shape)
-  if ignore_index is not None:
-    kept = labels != ignore_index
-    mask = kept if mask is None else mask & kept
-  in_range = (labels >= 0) & (labels < num_classes)
-  expected = f"in [0, {num_classes})" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
-  _checks.debug_values("labels", labels, in_range if mask is None else in_range | ~mask, expected)
-  return _Labels(jnp.where(in_range, labels, 0), in_range, mask)
-
-
-def _class_weights(name: str, weights, num_classes: int, dtype, scalar_ok: bool = False):
-  """Per-class weights of shape ``[C]`` (or a scalar if ``scalar_ok``), in ``dtype``; None stays None."""
-  if weights is None:
-    return None
-  weights = _checks.real(name, weights)
-  if weights.shape != (num_classes,) and not (scalar_ok and weights.shape == ()):
-    expected = f"a scalar or shape ({num_classes},)" if scalar_ok else f"shape ({num_classes},)"
-    raise ValueError(
-      f"{_checks.name()}: `{name}` must have {expected} (one weight per class), got {name}.shape={weights.shape}."
-    )
-  return jnp.broadcast_to(weights.astype(dtype), (num_classes,))
-
-
-def _masked_scores(name: str, scores: jax.Array, labels: _Labels) -> jax.Array:
-  """Scores in the compute dtype with masked examples zeroed (the double where)."""
-  dtype = _checks.compute_dtype(scores)
-  out = _inputs.zero_masked(labels.mask, scores.astype(dtype), axis=-1)
-  _checks.debug_no_nan(**{name: out})
-  return out
-
-
-def _pair(names: tuple[str, str], inputs, targets, where, *, axis: int | None = None):
-  """Validated, promoted, masked ``(inputs, targets, mask)`` of the same shape.
-
-  ``axis=None``: elementwise, ``where`` broadcasts to the inputs. ``axis=-1``: the
-  loss reduces the last axis, ``where`` broadcasts to the inputs without it.
-  """
-  x = _checks.floating(names[0], inputs)
-  t = _checks.real(names[1], targets)
-  _checks.same_shape((names[0], x), (names[1], t))
-  if axis is not None and x.ndim == 0:
-    raise ValueError(f"{_checks.name()}: `{names[0]}` must have a class axis, got a scalar.")
-  dtype = _checks.compute_dtype(x, t)
-  shape = x.shape if axis is None else x.shape[:-1]
-  mask = _inputs.mask(where, shape)
-  x, t = _inputs.zero_masked(mask, x.astype(dtype), t.astype(dtype), axis=axis)
-  _checks.debug_no_nan(**{names[0]: x, names[1]: t})
-  return x, t, mask
-
-
-def _check_signs(labels: jax.Array) -> None:
-  _checks.debug_values("labels", labels, (labels == 1) | (labels == -1), "-1 or +1")
+  x = _inputs.scores("logits", x, axis)
+  labels = jnp.moveaxis(labels, axis % x.ndim, -1)
+  x, labels, mask = _inputs.prepare(("logits", x, "floating"), ("labels", labels, "floating"), where=where, axes=-1)
+  _checks.debug_probabilities(labels=labels)
+  return x, labels, mask
 
 
 # Primitives --------------------------------------------------------------------------------------
@@ -135,7 +76,7 @@ def _class_weight_of(class_weights: jax.Array, index: jax.Array) -> jax.Array:
   return class_weights.at[index].get(mode="promise_in_bounds", out_sharding=jax.typeof(index).sharding)
 
 
-def _weighted_by_class(loss: jax.Array, class_weights: jax.Array | None, labels: _Labels) -> jax.Array:
+def _weighted_by_class(loss: jax.Array, class_weights: jax.Array | None, labels: _inputs.Labels) -> jax.Array:
   """The per-example loss times its target class's weight (if any), NaN where the label is out of range."""
   if class_weights is not None:
     loss = _class_weight_of(class_weights, labels.index) * loss
@@ -155,19 +96,12 @@ def _neg_log_softmax_sum(x: jax.Array, lse: jax.Array, q: jax.Array) -> jax.Arra
 
 
 def _logsumexp_where(x: jax.Array, where: jax.Array) -> jax.Array:
-  """``log sum exp(x)`` over the selected entries of the last axis.
+  """``log sum exp(x)`` over the selected finite-or-+inf entries of the last axis.
 
-  A row that selects no finite entry gives -inf with a zero gradient (not NaN),
-  and unselected entries never reach ``exp``.
+  A row that selects no entry above -inf gives -inf with a zero gradient (not
+  NaN), and unselected entries never reach ``exp``.
   """
-  selected = where & (x > -jnp.inf)
-  some = jnp.any(selected, axis=-1, keepdims=True)
-  x = jnp.where(selected, x, 0)
-  shift = jax.lax.stop_gradient(jnp.max(jnp.where(selected, x, -jnp.inf), axis=-1, keepdims=True))
-  shift = jnp.where(some, shift, 0)
-  total = jnp.sum(jnp.where(selected, jnp.exp(x - shift), 0), axis=-1, keepdims=True)
-  out = jnp.where(some, jnp.log(jnp.where(some, total, 1)) + shift, -jnp.inf)
-  return out[..., 0]
+  return _custom.logsumexp(x, where & (x > -jnp.inf))
 
 
 def _clamped_log(x: jax.Array) -> jax.Array:
@@ -200,14 +134,104 @@ def _sigmoid_cross_entropy(x: jax.Array, t: jax.Array, pos_weight: jax.Array | N
 
 
 def _log_one_minus_pt(x: jax.Array, t: jax.Array) -> jax.Array:
-  """``log(1 - p_t)`` of sigmoid(x) against targets t: ``1 - p_t = t (1 - p) + (1 - t) p``, in log space."""
+  """``log(1 - p_t)`` of sigmoid(x) against targets t: ``1 - p_t = t (1 - p) + (1 - t) p``, in log space.
+
+  Its derivative in ``t`` is wrong at ``t`` in {0, 1} (``log t`` is a constant
+  -inf there): :func:`_focal` differentiates the focal term itself.
+  """
   return jnp.logaddexp(_custom.safe_log(t) + jax.nn.log_sigmoid(-x), _custom.safe_log(1 - t) + jax.nn.log_sigmoid(x))
 
 
-def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
-  """torch's per-example cross-entropy with class indices, and the class weight of each target.
+def _focal_value(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
+  return _sigmoid_cross_entropy(x, t) * jnp.exp(gamma * _log_one_minus_pt(x, t))
 
-  ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c)``.
+
+@jax.custom_jvp
+def _focal(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
+  """``(1 - p_t)^gamma BCE(x, t)``, with the derivatives of that formula everywhere.
+
+  ``gamma`` is a Python number (folded into the program) or a traced 0-d
+  array. The derivatives in ``x`` and ``gamma`` are autodiff's; the one in
+  ``t``, which autodiff gets wrong at binary targets (see
+  :func:`_log_one_minus_pt`), is :func:`_focal_target_slope`, computed only
+  when ``t`` is differentiated.
+  """
+  return _focal_value(x, t, gamma)
+
+
+def _focal_jvp(primals, tangents):
+  (x, t, gamma), (dx, dt, dgamma) = primals, tangents
+  moving = [(i, d) for i, d in ((0, dx), (2, dgamma)) if not isinstance(d, SymbolicZero)]
+  if moving:
+
+    def value(*args):
+      full = [x, t, gamma]
+      for (i, _), a in zip(moving, args, strict=True):
+        full[i] = a
+      return _focal_value(*full)
+
+    y, dy = jax.jvp(value, tuple(primals[i] for i, _ in moving), tuple(d for _, d in moving))
+  else:
+    y, dy = _focal_value(x, t, gamma), jnp.zeros_like(x)
+  if not isinstance(dt, SymbolicZero):
+    dy = dy + _focal_target_slope(x, t, gamma) * dt
+  return y, dy
+
+
+_focal.defjvp(_focal_jvp, symbolic_zeros=True)
+
+
+def _log_softplus(z: jax.Array) -> jax.Array:
+  """``log(softplus(z))``; below -40 that is ``z`` to float64 precision, and softplus would underflow."""
+  far = z < -40
+  return jnp.where(far, z, jnp.log(jax.nn.softplus(jnp.where(far, jnp.zeros((), z.dtype), z))))
+
+
+def _focal_target_slope(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
+  """``d/dt (1 - p_t)^gamma BCE = gamma (1 - 2p) (1 - p_t)^(gamma - 1) BCE - x (1 - p_t)^gamma``.
+
+  ``(1 - p_t)^(gamma - 1) BCE`` is formed in log space: near binary targets
+  ``1 - p_t`` and BCE vanish together (for ``gamma < 1`` the power alone
+  overflows), and their logs stay finite for every finite logit.
+  """
+  log_one_minus_pt = _log_one_minus_pt(x, t)
+  log_bce = jnp.logaddexp(_custom.safe_log(t) + _log_softplus(-x), _custom.safe_log(1 - t) + _log_softplus(x))
+  modulated_bce = jnp.exp((gamma - 1) * log_one_minus_pt + log_bce)
+  return -gamma * jnp.tanh(x / 2) * modulated_bce - x * jnp.exp(gamma * log_one_minus_pt)
+
+
+def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
+  """``alpha_t * loss``, ``alpha_t = alpha t + (1 - alpha) (1 - t)``; a negative alpha disables it."""
+  if _inputs.is_array(alpha):
+    on = alpha >= 0
+    alpha = jnp.where(on, alpha, jnp.zeros((), alpha.dtype))  # the double where: -inf never reaches the product
+    return jnp.where(on, alpha * t + (1 - alpha) * (1 - t), 1) * loss
+  return (alpha * t + (1 - alpha) * (1 - t)) * loss if alpha >= 0 else loss
+
+
+def _softcapped(x: jax.Array, softcap) -> jax.Array:
+  """``softcap * tanh(x / softcap)`` (Gemma 2's logit soft-capping); ``x`` itself for None or inf (the limit)."""
+  if softcap is None or _inputs.is_constant(softcap, math.inf):
+    return x
+  if not _inputs.is_array(softcap):
+    return softcap * jnp.tanh(x / softcap)
+  capped = jnp.isfinite(softcap)
+  cap = jnp.where(capped, softcap, jnp.ones((), softcap.dtype))
+  # An infinite logit reaches tanh as itself: x / cap would make the derivative in cap 0 * inf.
+  infinite = jnp.isinf(x)
+  ratio = jnp.where(infinite, x, jnp.where(infinite, jnp.zeros((), x.dtype), x) / cap)
+  return jnp.where(capped, cap * jnp.tanh(ratio), x)
+
+
+def _plus_z_loss(loss: jax.Array, lse: jax.Array, z_loss) -> jax.Array:
+  """``loss + z_loss * lse**2`` (PaLM's auxiliary z-loss); the loss itself for a constant 0."""
+  return loss if _inputs.is_constant(z_loss, 0) else loss + z_loss * jnp.square(lse)
+
+
+def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
+  """torch's per-example cross-entropy with class indices plus the z-loss, and the class weight of each target.
+
+  ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c) + z_loss lse**2``.
   """
   lse = jax.nn.logsumexp(x, axis=-1)
   loss = lse - _pick(x, labels.index)
@@ -215,45 +239,31 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing):
   if class_weights is not None:
     target_weights = _class_weight_of(class_weights, labels.index)
     loss = target_weights * loss
-  if label_smoothing:
+  if not _inputs.is_constant(label_smoothing, 0):
     num_classes = x.shape[-1]
     q = jnp.ones((num_classes,), x.dtype) if class_weights is None else class_weights
     smooth = _neg_log_softmax_sum(x, lse, jnp.broadcast_to(q, x.shape))
+    if _inputs.is_array(label_smoothing):
+      # A traced 0 gives the constant 0's loss where a -inf logit makes the smoothing term infinite.
+      smooth = jnp.where((label_smoothing == 0) & jnp.isinf(smooth), jnp.zeros((), smooth.dtype), smooth)
     loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
+  loss = _plus_z_loss(loss, lse, z_loss)
   return jnp.where(labels.in_range, loss, jnp.nan), target_weights
 
 
-def _smoothed(t: jax.Array, label_smoothing: float) -> jax.Array:
-  return t * (1 - label_smoothing) + label_smoothing / t.shape[-1] if label_smoothing else t
+def _smoothed(t: jax.Array, label_smoothing) -> jax.Array:
+  if _inputs.is_constant(label_smoothing, 0):
+    return t
+  return t * (1 - label_smoothing) + label_smoothing / t.shape[-1]
 
 
 def _is_floating(labels) -> bool:
   return labels is not None and jnp.issubdtype(jnp.result_type(labels), jnp.floating)
 
 
-def _probability_labels(logits, labels, axis: int, where):
-  """Logits and probability ``labels`` of the same shape, class axis moved last, masked; and the mask."""
-  x = _checks.floating("logits", logits)
-  labels = _checks.floating("labels", labels)
-  if labels.shape != x.shape:
-    raise ValueError(
-      f"{_checks.name()}: floating `labels` (probabilities) must have the shape of `logits`, got"
-      f" logits.shape={x.shape} and labels.shape={labels.shape}."
-    )
-  x = _scores("logits", x, axis)
-  labels = jnp.moveaxis(labels, axis % x.ndim, -1)
-  dtype = _checks.compute_dtype(x, labels)
-  mask = _inputs.mask(where, x.shape[:-1])
-  x, labels = _inputs.zero_masked(mask, x.astype(dtype), labels.astype(dtype), axis=-1)
-  _checks.debug_no_nan(logits=x, labels=labels)
-  _checks.debug_probabilities(labels=labels)
-  return x, labels, mask
-
-
-def _check_smoothing(label_smoothing) -> float:
-  label_smoothing = _checks.static_number("label_smoothing", label_smoothing)
-  _checks.option("label_smoothing", label_smoothing, 0 <= label_smoothing <= 1, "in [0, 1]")
-  return label_smoothing
+def _margin(value, dtype):
+  """A hinge's ``margin``: any finite number (an infinite margin makes every loss infinite)."""
+  return _inputs.number("margin", value, dtype, expected="a number")
 
 
 # Losses ------------------------------------------------------------------------------------------
@@ -308,11 +318,8 @@ def nll(
     >>> print(jl.nll(log_probs, jnp.array([0, 1]), reduction="none"))
     [0.6931472 2.3025851]
   """
-  _check_ignore_index(ignore_index)
-  x = _scores("log_probs", log_probs, axis)
-  labels = _class_labels("log_probs", x, labels, where, ignore_index)
-  x = _masked_scores("log_probs", x, labels)
-  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  x, labels = _class_scores("log_probs", log_probs, labels, where, ignore_index, axis)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   loss = -_pick(x, labels.index)
   target_weights = None
   if class_weights is not None:
@@ -331,21 +338,27 @@ def cross_entropy(
   label_smoothing: Numeric = 0.0,
   class_weights: ArrayLike | None = None,
   ignore_index: Static[int | None] = None,
+  z_loss: Numeric = 0.0,
+  softcap: Numeric | None = None,
   reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  r"""Softmax cross-entropy with class indices or class probabilities.
+  r"""Softmax cross-entropy with class indices or class probabilities, optional z-loss and soft-capping.
 
   .. math::
-    \ell_i = \sum_c w_c\, q_{ic} \big(\operatorname{lse}(x_i) - x_{ic}\big), \qquad
+    \ell_i = \sum_c w_c\, q_{ic} \big(\operatorname{lse}(z_i) - z_{ic}\big)
+      + \lambda_z \operatorname{lse}(z_i)^2, \qquad
+    z_{ic} = \kappa \tanh(x_{ic} / \kappa), \qquad
     q_{ic} = \begin{cases} (1 - \epsilon)\,[c = y_i] + \epsilon / C & \text{integer labels} \\
       (1 - \epsilon)\, t_{ic} + \epsilon / C & \text{probability labels} \end{cases}
 
   For integer labels the class weight enters as torch does: the target term is
   weighted by ``w_{y_i}``, the smoothing term by each ``w_c``, and the mean
   divides by ``sum_i v_i m_i w_{y_i}``. For probability labels the mean divides
-  by the (weighted) number of examples.
+  by the (weighted) number of examples. The z-loss term is not weighted by
+  ``class_weights``, leaves the mean's denominator as it is, and masked or
+  ignored examples have none. Without ``softcap`` (``kappa``) ``z = x``.
 
   Args:
     logits: floating ``[..., C, ...]``, classes along ``axis``.
@@ -353,10 +366,23 @@ def cross_entropy(
       or floating probabilities with the shape of ``logits``.
     axis: the class axis (any axis; default the last).
     label_smoothing: ``epsilon`` in ``[0, 1]``: mixes the targets with the
-      uniform distribution, as torch's ``label_smoothing``.
+      uniform distribution, as torch's ``label_smoothing``. May be traced (a
+      0-d array or tracer); a traced value outside ``[0, 1]`` gives a
+      meaningless loss (:func:`jaxloss.checked` reports it).
     class_weights: optional ``[C]`` weight of each class.
     ignore_index: optional integer label whose examples count for nothing
       (integer labels only).
+    z_loss: ``lambda_z >= 0``, the weight of PaLM's auxiliary z-loss
+      ``lse(z)**2``, which keeps the softmax normaliser near 1 (the
+      ``z_loss`` of :func:`jaxloss.linear_cross_entropy`). May be traced; a
+      traced negative value rewards a large normaliser
+      (:func:`jaxloss.checked` reports it).
+    softcap: optional ``kappa > 0``: the logits become
+      ``kappa * tanh(logits / kappa)`` before anything else (Gemma 2's logit
+      soft-capping), so they lie in ``(-kappa, kappa)`` (a -inf logit becomes
+      ``-kappa``); None (default) or inf leaves them as they are. May be
+      traced (a traced inf is exactly no capping); a traced ``kappa <= 0``
+      gives a meaningless loss (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional per-example weights broadcastable to the shape of the
       logits without ``axis``.
@@ -367,14 +393,17 @@ def cross_entropy(
     ``reduction="none"`` (class weights included, as torch); float32 for half
     inputs, which are computed in float32.
 
-  Smooth: the gradient is ``softmax(x) sum_c w_c q_c - w q``. A -inf logit on a
-  class with no target mass contributes exactly 0 (torch gives NaN with
-  probability labels) and a zero gradient; a -inf logit on a class with target
-  mass (including any class when ``label_smoothing > 0``) makes the loss +inf.
-  An all-ignored batch has mean 0 with a zero gradient (torch gives NaN).
-  Out-of-range labels: see the module docstring. Matches
-  ``torch.nn.functional.cross_entropy`` (and, without options,
-  ``optax.losses.softmax_cross_entropy_with_integer_labels``).
+  Smooth: without the options the gradient is ``softmax(x) sum_c w_c q_c - w q``
+  (the z-loss adds ``2 lambda_z lse softmax(z)``, soft-capping multiplies by
+  ``1 - tanh(x / kappa)**2``). A -inf logit on a class with no target mass
+  contributes exactly 0 (torch gives NaN with probability labels) and a zero
+  gradient; a -inf logit on a class with target mass (including any class when
+  ``label_smoothing > 0``) makes the loss +inf. An all-ignored batch has mean 0
+  with a zero gradient (torch gives NaN). Out-of-range labels: see the module
+  docstring. Matches ``torch.nn.functional.cross_entropy`` (and, without
+  options, ``optax.losses.softmax_cross_entropy_with_integer_labels``); the
+  z-loss is t5x's ``cross_entropy_with_logits(..., z_loss)`` (Chowdhery et al.,
+  "PaLM", 2022), the soft-capping Gemma 2's ``final_logit_softcapping``.
 
   Example:
     >>> import jax.numpy as jnp
@@ -384,23 +413,30 @@ def cross_entropy(
     [0.12692809 1.0986123 ]
     >>> print(jl.cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100))
     0.12692809
+    >>> print(jl.cross_entropy(logits, jnp.array([0, 2]), z_loss=1e-4, softcap=30.0, reduction="none"))
+    [0.12773234 1.098733  ]
   """
-  _check_ignore_index(ignore_index)
-  label_smoothing = _check_smoothing(label_smoothing)
-  if _is_floating(labels):
+  ignore_index = _inputs.ignore_index(ignore_index)
+  probabilities = _is_floating(labels)
+  if probabilities:
     if ignore_index is not None:
       raise ValueError(f"{_checks.name()}: `ignore_index` applies to integer labels only, got floating labels.")
-    x, t, mask = _probability_labels(logits, labels, axis, where)
-    class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+    x, t, mask = _probabilities(logits, labels, axis, where)
+  else:
+    x, labels = _class_scores("logits", logits, labels, where, ignore_index, axis)
+  label_smoothing = _inputs.label_smoothing(label_smoothing, x.dtype)
+  z_loss = _inputs.number("z_loss", z_loss, x.dtype, lambda z: z >= 0, "a non-negative number")
+  if softcap is not None:
+    softcap = _inputs.number("softcap", softcap, x.dtype, lambda c: c > 0, "None or positive", infinite_ok=True)
+  x = _softcapped(x, softcap)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  if probabilities:
     q = _smoothed(t, label_smoothing)
     q = q if class_weights is None else q * jnp.broadcast_to(class_weights, q.shape)
-    loss = _neg_log_softmax_sum(x, jax.nn.logsumexp(x, axis=-1), q)
+    lse = jax.nn.logsumexp(x, axis=-1)
+    loss = _plus_z_loss(_neg_log_softmax_sum(x, lse, q), lse, z_loss)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  x = _scores("logits", logits, axis)
-  labels = _class_labels("logits", x, labels, where, ignore_index)
-  x = _masked_scores("logits", x, labels)
-  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
-  loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing)
+  loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
 
 
@@ -443,7 +479,7 @@ def binary_cross_entropy(
     >>> print(jl.binary_cross_entropy(jnp.array([0.5, 0.0]), jnp.array([1.0, 1.0]), reduction="none"))
     [  0.6931472 100.       ]
   """
-  p, t, mask = _pair(("probs", "targets"), probs, targets, where)
+  p, t, mask = _inputs.prepare(("probs", probs, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(probs=p, targets=t)
   return _reduce.reduce(_binary_cross_entropy(p, t), reduction=reduction, weights=weights, where=mask)
 
@@ -488,7 +524,7 @@ def binary_cross_entropy_with_logits(
     >>> print(jl.binary_cross_entropy_with_logits(jnp.array([0.0, 1e4]), jnp.array([1.0, 0.0]), reduction="none"))
     [6.931472e-01 1.000000e+04]
   """
-  x, t, mask = _pair(("logits", "targets"), logits, targets, where)
+  x, t, mask = _inputs.prepare(("logits", logits, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(targets=t)
   if pos_weight is not None:
     pos_weight = _checks.real("pos_weight", pos_weight)
@@ -519,8 +555,13 @@ def sigmoid_focal(
     logits: floating array ``[...]``.
     targets: array of the same shape, in ``[0, 1]`` (binary or soft).
     alpha: weight of the positive class in ``[0, 1]``; a negative value
-      disables the weighting (``alpha_t = 1``), as torchvision.
-    gamma: focusing exponent, ``>= 0``; 0 gives binary cross-entropy.
+      (-inf included) disables the weighting (``alpha_t = 1``), as
+      torchvision. May be traced (a 0-d array or tracer; a negative one
+      disables the weighting too); a traced ``alpha > 1`` gives a meaningless
+      loss (:func:`jaxloss.checked` reports it).
+    gamma: focusing exponent, ``>= 0`` and finite; 0 gives binary
+      cross-entropy. May be traced; a traced negative ``gamma`` weights the
+      well-classified elements up (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -531,9 +572,13 @@ def sigmoid_focal(
   Edges: ``(1 - p_t)^gamma`` is computed as ``exp(gamma log(1 - p_t))`` with
   ``log(1 - p_t)`` in log-sigmoid space, so value, gradient and Hessian are
   finite for every ``gamma >= 0`` (including ``gamma < 1``, whose power has an
-  infinite slope at ``p_t = 1``) and logits of any size. Matches torchvision's
-  ``sigmoid_focal_loss`` (Lin et al., "Focal Loss for Dense Object Detection",
-  ICCV 2017) and ``optax.losses.sigmoid_focal_loss``.
+  infinite slope at ``p_t = 1``) and logits of any size. The gradient with
+  respect to ``targets`` (knowledge distillation differentiates through them)
+  is the derivative of the formula everywhere, binary targets included,
+  where ``(1 - p_t)^(gamma - 1) BCE`` is formed in log space: finite for every
+  finite logit. Matches torchvision's ``sigmoid_focal_loss`` (Lin et al.,
+  "Focal Loss for Dense Object Detection", ICCV 2017) and
+  ``optax.losses.sigmoid_focal_loss``.
 
   Example:
     >>> import jax.numpy as jnp
@@ -541,18 +586,13 @@ def sigmoid_focal(
     >>> print(jl.sigmoid_focal(jnp.array([0.0, 3.0]), jnp.array([1.0, 1.0]), reduction="none"))
     [4.3321699e-02 2.7320833e-05]
   """
-  alpha = _checks.static_number("alpha", alpha)
-  gamma = _checks.static_number("gamma", gamma)
-  _checks.option("alpha", alpha, alpha <= 1, "in [0, 1], or negative to disable it")
-  _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
-  x, t, mask = _pair(("logits", "targets"), logits, targets, where)
+  x, t, mask = _inputs.prepare(("logits", logits, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(targets=t)
-  loss = _sigmoid_cross_entropy(x, t)
-  if gamma:
-    loss = loss * jnp.exp(gamma * _log_one_minus_pt(x, t))
-  if alpha >= 0:
-    loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
+  expected = "in [0, 1], or negative to disable it"
+  alpha = _inputs.number("alpha", alpha, x.dtype, lambda a: a <= 1, expected, infinite_ok=True)
+  gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
+  loss = _sigmoid_cross_entropy(x, t) if _inputs.is_constant(gamma, 0) else _focal(x, t, gamma)
+  return _reduce.reduce(_alpha_weighted(loss, t, alpha), reduction=reduction, weights=weights, where=mask)
 
 
 @loss
@@ -574,9 +614,13 @@ def softmax_focal(
   Args:
     logits: floating ``[..., C]``.
     labels: integer class indices ``[...]``.
-    gamma: focusing exponent, ``>= 0``; 0 gives the cross-entropy.
+    gamma: focusing exponent, ``>= 0`` and finite; 0 gives the
+      cross-entropy. May be traced (a 0-d array or tracer); a traced negative
+      ``gamma`` weights the well-classified examples up
+      (:func:`jaxloss.checked` reports it).
     alpha: optional weight: a scalar, or ``[C]`` (one per class, ``alpha_y``
-      applies to an example of class ``y``); None means 1.
+      applies to an example of class ``y``); None means 1. An array input,
+      so it may be traced (and differentiated).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``; the mean divides
       by the number of examples (``alpha`` is part of the loss, as in Lin et al.).
     weights: optional per-example weights broadcastable to ``[...]``.
@@ -598,18 +642,22 @@ def softmax_focal(
     >>> print(jl.softmax_focal(logits, jnp.array([0, 1]), reduction="none"))
     [0.01086933 0.4882721 ]
   """
-  gamma = _checks.static_number("gamma", gamma)
-  _checks.option("gamma", gamma, gamma >= 0, "a non-negative number")
-  x = _scores("logits", logits)
-  labels = _class_labels("logits", x, labels, where)
-  x = _masked_scores("logits", x, labels)
+  x, labels = _class_scores("logits", logits, labels, where)
+  gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
   lse = jax.nn.logsumexp(x, axis=-1)
   loss = lse - _pick(x, labels.index)
-  if gamma:
+  if not _inputs.is_constant(gamma, 0):
     others = ~_one_hot(labels.index, x.shape[-1])
     log_one_minus_p = _logsumexp_where(x, others) - lse
-    loss = jnp.exp(gamma * log_one_minus_p) * loss
-  alpha = _class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
+    if _inputs.is_array(gamma):
+      # p_y == 1 exactly (every other logit -inf): the loss is 0, and gamma * -inf would be NaN at 0 (and
+      # in the derivative with respect to gamma).
+      certain = log_one_minus_p == -jnp.inf
+      focus = jnp.exp(gamma * jnp.where(certain, jnp.zeros((), x.dtype), log_one_minus_p))
+      loss = jnp.where(certain, jnp.zeros((), x.dtype), focus) * loss
+    else:
+      loss = jnp.exp(gamma * log_one_minus_p) * loss
+  alpha = _inputs.class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
   loss = _weighted_by_class(loss, alpha, labels)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
 
@@ -632,7 +680,9 @@ def hinge(
   Args:
     scores: floating array ``[...]``.
     labels: array of the same shape with entries -1 or +1.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -654,9 +704,9 @@ def hinge(
     >>> print(jl.hinge(s, y, reduction="none"), jax.grad(jl.hinge)(s, y))
     [0.  0.5] [ 0.  -0.5]
   """
-  margin = _checks.static_number("margin", margin)
-  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
+  margin = _margin(margin, s.dtype)
   # _custom.relu, not jax.nn.relu: the same derivatives, less memory traffic on CPU (see there).
   return _reduce.reduce(_custom.relu(margin - y * s), reduction=reduction, weights=weights, where=mask)
 
@@ -679,7 +729,9 @@ def squared_hinge(
   Args:
     scores: floating array ``[...]``.
     labels: array of the same shape with entries -1 or +1.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -699,9 +751,9 @@ def squared_hinge(
     >>> print(jl.squared_hinge(jnp.array([1.0, -0.5]), jnp.array([1.0, 1.0]), reduction="none"))
     [0.   2.25]
   """
-  margin = _checks.static_number("margin", margin)
-  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
+  margin = _margin(margin, s.dtype)
   return _reduce.reduce(jnp.square(jax.nn.relu(margin - y * s)), reduction=reduction, weights=weights, where=mask)
 
 
@@ -747,9 +799,7 @@ def multiclass_hinge(
     >>> print(jl.multiclass_hinge(s, y), jax.grad(jl.multiclass_hinge)(s, y))
     1.5 [[-1.   0.5  0.5]]
   """
-  s = _scores("scores", scores)
-  labels = _class_labels("scores", s, labels, where)
-  s = _masked_scores("scores", s, labels)
+  s, labels = _class_scores("scores", scores, labels, where)
   target = _one_hot(labels.index, s.shape[-1])
   runner_up = _custom.max(jnp.where(target, -jnp.inf, s))
   loss = _weighted_by_class(jax.nn.relu(1 + runner_up - _pick(s, labels.index)), None, labels)
@@ -777,7 +827,9 @@ def multi_margin(
     scores: floating ``[..., C]``.
     labels: integer class indices ``[...]``.
     p: 1 or 2.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     class_weights: optional ``[C]`` weight of each class, applied by the target
       class; the mean divides by the number of examples, as torch.
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
@@ -799,17 +851,94 @@ def multi_margin(
     0.16666667
   """
   _checks.option("p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
-  margin = _checks.static_number("margin", margin)
-  s = _scores("scores", scores)
-  labels = _class_labels("scores", s, labels, where)
-  s = _masked_scores("scores", s, labels)
+  s, labels = _class_scores("scores", scores, labels, where)
+  margin = _margin(margin, s.dtype)
   num_classes = s.shape[-1]
   terms = jax.nn.relu(margin - _pick(s, labels.index)[..., None] + s)
   terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
   loss = jnp.sum(terms, axis=-1) / num_classes
-  class_weights = _class_weights("class_weights", class_weights, num_classes, s.dtype)
+  class_weights = _inputs.class_weights("class_weights", class_weights, num_classes, s.dtype)
   loss = _weighted_by_class(loss, class_weights, labels)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
+
+
+@loss
+def multilabel_margin(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Multi-label hinge loss: each target class should outscore each other class by a margin of 1.
+
+  .. math::
+    \ell_i = \frac{1}{C} \sum_{j \in Y_i} \sum_{k \notin Y_i} \max\big(0,\ 1 - s_{ij} + s_{ik}\big)
+
+  where the targets ``Y_i`` of example ``i`` are the entries of ``labels[i]``
+  before its first -1 (a class listed twice counts twice, as in torch).
+
+  Args:
+    scores: floating ``[..., C]``.
+    labels: integer ``[..., C]``, the shape of ``scores``: each example's
+      target classes, then -1 as padding (``[3, 0, -1, 1]`` means classes 3
+      and 0); entries after the first -1 are not targets.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional per-example weights broadcastable to ``[...]``.
+    where: optional per-example boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Subgradient: each hinge term has derivative exactly 0 at its kink
+  ``s_j - s_k = 1`` (the minimum-norm element of its subdifferential
+  ``[0, 1] (e_k - e_j)``), as torch's. An example without targets, or whose
+  targets are all the classes, has loss 0 and a zero gradient. A label outside
+  ``[-1, C)`` anywhere in an example's row (where torch raises) makes that
+  example's loss NaN with a zero gradient, and :func:`jaxloss.checked`
+  reports it.
+
+  Matches:
+    ``torch.nn.functional.multilabel_margin_loss``, values and gradients, for
+    every reduction (the mean is over examples).
+
+  References:
+    Elisseeff and Weston, "A Kernel Method for Multi-Labelled Classification",
+    NeurIPS 2001 (the ranking hinge over target / non-target pairs).
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.multilabel_margin(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]])))
+    0.85
+    >>> s, y = jnp.array([[1.0, 0.0, 0.5]]), jnp.array([[0, -1, 2]])  # s_0 - s_1 = 1: at the kink
+    >>> print(jax.grad(jl.multilabel_margin)(s, y))
+    [[-0.33333334  0.          0.33333334]]
+  """
+  s = _inputs.scores("scores", scores)
+  labels = _checks.integer("labels", labels)
+  if labels.shape != s.shape:
+    raise ValueError(
+      f"{_checks.name()}: integer `labels` (target classes padded with -1) must have the shape of `scores`, got"
+      f" scores.shape={s.shape} and labels.shape={labels.shape}."
+    )
+  s, mask = _inputs.prepare(("scores", s, "floating"), where=where, axes=-1)
+  num_classes = s.shape[-1]
+  valid = (labels >= -1) & (labels < num_classes)
+  ok = lambda: valid if mask is None else valid | ~mask[..., None]
+  _checks.debug_values("labels", labels, ok, f"in [-1, {num_classes}) (-1 ends the targets)")
+  listed = jnp.cumsum(labels == -1, axis=-1, dtype=jnp.int32) == 0  # before the first -1
+  classes = jax.lax.broadcasted_iota(labels.dtype, (*labels.shape, num_classes), labels.ndim)
+  count = jnp.sum(listed[..., None] & (labels[..., None] == classes), axis=-2, dtype=s.dtype)  # per class
+  target = count > 0
+  # pairs[..., j, k] = max(0, 1 - s_j + s_k) for a target j and a non-target k.
+  pairs = _custom.relu(1 - s[..., :, None] + s[..., None, :])
+  pairs = jnp.where(target[..., :, None] & ~target[..., None, :], pairs, jnp.zeros((), s.dtype))
+  loss = jnp.sum(count * jnp.sum(pairs, axis=-1), axis=-1) / num_classes
+  loss = jnp.where(jnp.all(valid, axis=-1), loss, jnp.nan)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
 @loss
@@ -830,7 +959,9 @@ def hinge_embedding(
   Args:
     inputs: floating array ``[...]``, typically distances.
     labels: array of the same shape with entries -1 or +1.
-    margin: the margin (a number).
+    margin: the margin, a finite number. May be traced (a 0-d array or
+      tracer); a traced NaN or inf gives a NaN or infinite loss
+      (:func:`jaxloss.checked` reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional weights broadcastable to ``[...]``.
     where: optional boolean mask broadcastable to ``[...]``.
@@ -853,9 +984,9 @@ def hinge_embedding(
     >>> print(jl.hinge_embedding(x, y, reduction="none"), jax.grad(jl.hinge_embedding)(x, y))
     [0.3 0. ] [0.5 0. ]
   """
-  margin = _checks.static_number("margin", margin)
-  x, y, mask = _pair(("inputs", "labels"), inputs, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  x, y, mask = _inputs.prepare(("inputs", inputs, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
+  margin = _margin(margin, x.dtype)
   zero = jnp.zeros((), x.dtype)
   loss = jnp.where(y != 1, jax.nn.relu(margin - x), zero) + jnp.where(y != -1, x, zero)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
@@ -895,8 +1026,8 @@ def soft_margin(
     >>> print(jl.soft_margin(jnp.array([0.0, 100.0]), jnp.array([1.0, -1.0]), reduction="none"))
     [  0.6931472 100.       ]
   """
-  s, y, mask = _pair(("scores", "labels"), scores, labels, where)
-  _check_signs(y if mask is None else jnp.where(mask, y, 1))
+  s, y, mask = _inputs.prepare(("scores", scores, "floating"), ("labels", labels, "real"), where=where)
+  _inputs.signs(y, mask)
   return _reduce.reduce(jax.nn.softplus(-y * s), reduction=reduction, weights=weights, where=mask)
 
 
@@ -936,10 +1067,11 @@ def multilabel_soft_margin(
     >>> print(jl.multilabel_soft_margin(jnp.zeros((1, 2)), jnp.array([[1.0, 0.0]])))
     0.6931472
   """
-  x, t, mask = _pair(("logits", "targets"), logits, targets, where, axis=-1)
+  x = _inputs.scores("logits", logits)
+  x, t, mask = _inputs.prepare(("logits", x, "floating"), ("targets", targets, "real"), where=where, axes=-1)
   _checks.debug_probabilities(targets=t)
   terms = _sigmoid_cross_entropy(x, t)
-  class_weights = _class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
+  class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   if class_weights is not None:
     terms = jnp.broadcast_to(class_weights, terms.shape) * terms
   loss = jnp.mean(terms, axis=-1)
@@ -967,8 +1099,10 @@ def poly_cross_entropy(
     logits: floating ``[..., C]``.
     labels: integer class indices ``[...]``, or floating probabilities
       ``[..., C]``.
-    epsilon: the coefficient of ``1 - p_t`` (the paper uses 1 or 2; -1 for
-      detection).
+    epsilon: the coefficient of ``1 - p_t``, a finite number (the paper uses
+      1 or 2; -1 for detection). May be traced (a 0-d array or tracer); a
+      traced NaN or inf gives a NaN or infinite loss (:func:`jaxloss.checked`
+      reports it).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
     weights: optional per-example weights broadcastable to ``[...]``.
     where: optional per-example boolean mask broadcastable to ``[...]``.
@@ -987,16 +1121,15 @@ def poly_cross_entropy(
     >>> print(jl.poly_cross_entropy(jnp.zeros((1, 2)), jnp.array([0])))
     1.1931472
   """
-  epsilon = _checks.static_number("epsilon", epsilon)
   if _is_floating(labels):
-    x, t, mask = _probability_labels(logits, labels, -1, where)
+    x, t, mask = _probabilities(logits, labels, -1, where)
+    epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a number")
     lse = jax.nn.logsumexp(x, axis=-1)
     one_minus_p = -jnp.expm1(x - lse[..., None])
     loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  x = _scores("logits", logits)
-  labels = _class_labels("logits", x, labels, where)
-  x = _masked_scores("logits", x, labels)
+  x, labels = _class_scores("logits", logits, labels, where)
+  epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a number")
   loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
   loss = loss - epsilon * jnp.expm1(-loss)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)

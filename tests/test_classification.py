@@ -51,14 +51,24 @@ def np_nll(lp, y, class_weights=None, ignore_index=None):
   return out if ignore_index is None else np.where(y == ignore_index, 0.0, out)
 
 
-def np_cross_entropy(x, y, label_smoothing=0.0, class_weights=None, ignore_index=None, axis=-1):
+def _np_logsumexp(x):
+  m = np.max(x, axis=-1)
+  return m + np.log(np.sum(np.exp(x - m[..., None]), axis=-1))
+
+
+def np_cross_entropy(
+  x, y, label_smoothing=0.0, class_weights=None, ignore_index=None, axis=-1, z_loss=0.0, softcap=None
+):
   x = np.moveaxis(x, axis, -1)
+  if softcap is not None:
+    x = softcap * np.tanh(x / softcap)
   lp = _np_log_softmax(x)
+  z = z_loss * _np_logsumexp(x) ** 2  # not class-weighted
   w = np.ones(x.shape[-1]) if class_weights is None else class_weights
   if np.issubdtype(y.dtype, np.floating):
     q = np.moveaxis(y, axis, -1) * (1 - label_smoothing) + label_smoothing / x.shape[-1]
-    return -np.sum(w * q * lp, axis=-1)
-  out = (1 - label_smoothing) * np_nll(lp, y, w) - label_smoothing / x.shape[-1] * np.sum(w * lp, axis=-1)
+    return -np.sum(w * q * lp, axis=-1) + z
+  out = (1 - label_smoothing) * np_nll(lp, y, w) - label_smoothing / x.shape[-1] * np.sum(w * lp, axis=-1) + z
   return out if ignore_index is None else np.where(y == ignore_index, 0.0, out)
 
 
@@ -118,6 +128,21 @@ def np_multilabel_soft_margin(x, t, class_weights=None):
   return np.mean(w * (t * _np_softplus(-x) + (1 - t) * _np_softplus(x)), axis=-1)
 
 
+def np_multilabel_margin(s, y):
+  """torch's algorithm (aten/src/ATen/native/LossMultiLabelMargin.cpp), one example at a time."""
+  num_classes = s.shape[-1]
+  out = []
+  for row, labels in zip(s.reshape(-1, num_classes), y.reshape(-1, num_classes), strict=True):
+    targets = []
+    for label in labels:
+      if label < 0:
+        break
+      targets.append(int(label))
+    others = [k for k in range(num_classes) if k not in targets]
+    out.append(sum(max(0.0, 1 - row[j] + row[k]) for j in targets for k in others) / num_classes)
+  return np.array(out).reshape(s.shape[:-1])
+
+
 def np_poly_cross_entropy(x, y, epsilon=1.0):
   lp = _np_log_softmax(x)
   if np.issubdtype(y.dtype, np.floating):
@@ -147,6 +172,15 @@ def torch_sigmoid_focal(x, t, alpha=0.25, gamma=2.0):
     alpha_t = alpha * t + (1 - alpha) * (1 - t)
     loss = alpha_t * loss
   return loss
+
+
+def torch_cross_entropy(x, y, *, z_loss=0.0, softcap=None, ignore_index=-100, **options):
+  """F.cross_entropy of the soft-capped logits, plus the z-loss (t5x / PaLM) where the label is not ignored."""
+  if softcap is not None:
+    x = softcap * torch.tanh(x / softcap)
+  out = _flat(F.cross_entropy, x, y, ignore_index=ignore_index, **options)
+  z = z_loss * torch.logsumexp(x, -1) ** 2
+  return out + (z if y.is_floating_point() else torch.where(y == ignore_index, 0.0, z))
 
 
 def torch_softmax_focal(x, y, gamma=2.0, alpha=None):
@@ -229,6 +263,20 @@ def _multilabel(rng, batch):
   return [rng.normal(size=(*batch, C)) * 2, rng.choice([0.0, 1.0], size=(*batch, C))]
 
 
+def _target_lists(rng, batch):
+  """Scores away from the hinge kinks; labels: each example's target classes, -1, then any valid entries."""
+  labels = rng.integers(-1, C, size=(*batch, C))
+  for row in labels.reshape(-1, C):
+    targets = rng.choice(C, size=rng.integers(0, C + 1), replace=False)
+    row[: targets.size] = targets
+    if targets.size < C:
+      row[targets.size] = -1
+  while True:
+    x = rng.normal(size=(*batch, C)) * 2
+    if np.abs(1 - x[..., :, None] + x[..., None, :]).min() > 0.05:
+      return [x, labels]
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
   name: str
@@ -282,6 +330,20 @@ SPECS = [
     count=_class_count(ignore=True),
   ),
   Spec(
+    "cross_entropy-smoothing-class_weights-ignore_index-z_loss-softcap",
+    _bind(
+      jl.cross_entropy, label_smoothing=0.15, class_weights=CLASS_WEIGHTS, ignore_index=IGNORE, z_loss=0.03, softcap=2.5
+    ),
+    _np_bind(
+      np_cross_entropy, label_smoothing=0.15, class_weights=CLASS_WEIGHTS, ignore_index=IGNORE, z_loss=0.03, softcap=2.5
+    ),
+    lambda x, y: torch_cross_entropy(
+      x, y, weight=CW, ignore_index=IGNORE, label_smoothing=0.15, z_loss=0.03, softcap=2.5
+    ),
+    _logits_ignored,
+    count=_class_count(ignore=True),
+  ),
+  Spec(
     "cross_entropy-axis1-class_weights",  # torch's own layout: [N, C, d]
     _bind(jl.cross_entropy, axis=1, class_weights=CLASS_WEIGHTS),
     _np_bind(np_cross_entropy, axis=1, class_weights=CLASS_WEIGHTS),
@@ -302,6 +364,14 @@ SPECS = [
     _bind(jl.cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS),
     _np_bind(np_cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS),
     lambda x, t: _flat(F.cross_entropy, x, t, weight=CW, label_smoothing=0.3),
+    _soft,
+    diff=(0, 1),
+  ),
+  Spec(
+    "cross_entropy-probs-smoothing-class_weights-z_loss-softcap",
+    _bind(jl.cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS, z_loss=0.03, softcap=2.5),
+    _np_bind(np_cross_entropy, label_smoothing=0.3, class_weights=CLASS_WEIGHTS, z_loss=0.03, softcap=2.5),
+    lambda x, t: torch_cross_entropy(x, t, weight=CW, label_smoothing=0.3, z_loss=0.03, softcap=2.5),
     _soft,
     diff=(0, 1),
   ),
@@ -330,13 +400,15 @@ SPECS = [
     diff=(0, 1),
     one_axis=(7, 3),  # pos_weight is per class, the last axis
   ),
-  Spec("sigmoid_focal", jl.sigmoid_focal, np_sigmoid_focal, torch_sigmoid_focal, _binary),
+  # Differentiated in the targets too: binary targets (issue 13, item 10) and soft ones.
+  Spec("sigmoid_focal", jl.sigmoid_focal, np_sigmoid_focal, torch_sigmoid_focal, _binary, diff=(0, 1)),
   Spec(
     "sigmoid_focal-soft-gamma0.5-no_alpha",
     _bind(jl.sigmoid_focal, gamma=0.5, alpha=-1.0),
     _np_bind(np_sigmoid_focal, gamma=0.5, alpha=-1.0),
     lambda x, t: torch_sigmoid_focal(x, t, gamma=0.5, alpha=-1.0),
     _binary_soft,
+    diff=(0, 1),
   ),
   Spec("softmax_focal", jl.softmax_focal, np_softmax_focal, torch_softmax_focal, _logits),
   Spec(
@@ -368,6 +440,13 @@ SPECS = [
     _np_bind(np_multi_margin, p=2, margin=0.5, class_weights=CLASS_WEIGHTS),
     lambda s, y: _flat(F.multi_margin_loss, s, y, p=2, margin=0.5, weight=CW),
     lambda rng, batch: _margins(rng, batch, 0.5),
+  ),
+  Spec(
+    "multilabel_margin",
+    jl.multilabel_margin,
+    np_multilabel_margin,
+    lambda s, y: _flat(F.multilabel_margin_loss, s, y),
+    _target_lists,
   ),
   Spec(
     "hinge_embedding",
@@ -753,6 +832,19 @@ def test_focal_losses_are_finite_at_p_one_for_every_gamma(gamma):
     )
 
 
+def test_focal_losses_with_a_traced_gamma_are_finite_at_p_one():
+  gammas = jnp.array([0.0, 0.25, 0.5, 1.0, 2.0])
+  x = jnp.array([1e4, 40.0, 17.0, -40.0, -1e4, 0.0], jnp.float32)
+  t = jnp.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.7], jnp.float32)
+  logits = jnp.array([[1e4, 0.0, 0.0], [40.0, 0.0, -jnp.inf], [0.0, -jnp.inf, -jnp.inf]], jnp.float32)
+  y = jnp.array([0, 0, 0])
+  for fn, inputs in (
+    (lambda x, g: jl.sigmoid_focal(x, t, gamma=g), x),
+    (lambda x, g: jl.softmax_focal(x, y, gamma=g), logits),
+  ):
+    _finite(jax.jit(jax.vmap(jax.value_and_grad(fn, argnums=(0, 1)), in_axes=(None, 0)))(inputs, gammas))
+
+
 def test_sigmoid_focal_gamma_below_one_gradient_where_torchvision_is_nan():
   x = torch.tensor([40.0], dtype=torch.float64, requires_grad=True)
   torch_sigmoid_focal(x, _t([1.0]), gamma=0.5).sum().backward()  # 1 - p_t == 0 exactly in float64
@@ -833,7 +925,15 @@ Y = jnp.array([0, 1, 2])
     (lambda: jl.sigmoid_focal(X, X, alpha=1.5), ValueError, r"`alpha` must be in \[0, 1\], or negative to disable"),
     (lambda: jl.multi_margin(X, Y, p=3), ValueError, r"jaxloss\.multi_margin: `p` must be 1 or 2, got 3"),
     (lambda: jl.hinge(X, jnp.ones(3)), ValueError, r"`scores` and `labels` must have the same shape"),
-    (lambda: jl.hinge(X, X, margin="1"), TypeError, r"`margin` must be a concrete number"),
+    (lambda: jl.hinge(X, X, margin="1"), TypeError, r"`margin` must be a number or an array, got '1'"),
+    (
+      lambda: jl.multilabel_margin(X, jnp.zeros((3, 5), jnp.int32)),
+      ValueError,
+      r"jaxloss\.multilabel_margin: integer `labels` \(target classes padded with -1\) must have the shape of"
+      r" `scores`, got scores\.shape=\(3, 4\) and labels\.shape=\(3, 5\)",
+    ),
+    (lambda: jl.multilabel_margin(X, X), TypeError, r"`labels` must be an integer array, got dtype float32"),
+    (lambda: jl.cross_entropy(X, Y, softcap=jnp.ones(2)), ValueError, r"`softcap` must have shape \(\), got"),
     (
       lambda: jl.binary_cross_entropy_with_logits(X, X, pos_weight=jnp.ones(3)),
       ValueError,
@@ -903,3 +1003,259 @@ def test_checked_accepts_ignored_and_masked_labels():
   value = jl.checked(jl.cross_entropy)(X, y, ignore_index=IGNORE, where=jnp.array([True, True, False]))
   assert float(value) == pytest.approx(np.log(4.0), rel=1e-6)
   assert float(jl.checked(jl.hinge)(jnp.zeros(2), jnp.array([1.0, 5.0]), where=jnp.array([True, False]))) == 1.0
+
+
+# z-loss and soft-capping (issue 14): cross_entropy keeps the semantics linear_cross_entropy follows.
+def t5x_cross_entropy_with_logits(logits, targets, z_loss):
+  """t5x/losses.py ``cross_entropy_with_logits`` (the PaLM z-loss), in NumPy float64."""
+  logits_sum = _np_logsumexp(logits)[..., None]
+  log_softmax = logits - logits_sum
+  loss = -np.sum(targets * log_softmax, axis=-1)
+  log_z = np.squeeze(logits_sum, axis=-1)
+  return loss + z_loss * np.square(log_z)
+
+
+def test_z_loss_and_softcap_are_the_t5x_formula_on_gemma_capped_logits():
+  rng = _rng(30)
+  x, y = _logits(rng, (6,))
+  x = 20 * x  # far enough out that the capping matters
+  _, soft = _soft(rng, (6,))
+  cap, z, eps = 30.0, 1e-3, 0.1
+  capped = cap * np.tanh(x / cap)
+  smoothed = lambda t: (1 - eps) * t + eps / C
+  with jax.enable_x64(True):
+    options = {"label_smoothing": eps, "z_loss": z, "softcap": cap, "reduction": "none"}
+    ours = jl.cross_entropy(jnp.asarray(x), jnp.asarray(y), **options)
+    ours_soft = jl.cross_entropy(jnp.asarray(x), jnp.asarray(soft), **options)
+    traced = jl.cross_entropy(
+      jnp.asarray(x),
+      jnp.asarray(y),
+      label_smoothing=jnp.asarray(eps),
+      z_loss=jnp.asarray(z),
+      softcap=jnp.asarray(cap),
+      reduction="none",
+    )
+  np.testing.assert_allclose(ours, t5x_cross_entropy_with_logits(capped, smoothed(np.eye(C)[y]), z), rtol=1e-12)
+  np.testing.assert_allclose(ours_soft, t5x_cross_entropy_with_logits(capped, smoothed(soft), z), rtol=1e-12)
+  np.testing.assert_allclose(traced, ours, rtol=1e-12)
+
+
+def test_infinite_softcap_is_exactly_no_capping():
+  x, y = (jnp.asarray(a) for a in _logits(_rng(31), (4,)))
+  x = x.astype(jnp.float32).at[0, 1].set(-jnp.inf)
+  f = lambda x, **kw: jl.cross_entropy(x, y, z_loss=0.01, reduction="none", **kw)
+  plain, plain_grad = f(x), jax.grad(lambda x: jnp.sum(f(x)))(x)
+  for softcap in (float("inf"), jnp.float32(jnp.inf)):
+    np.testing.assert_array_equal(f(x, softcap=softcap), plain)
+    np.testing.assert_array_equal(jax.grad(lambda x, c=softcap: jnp.sum(f(x, softcap=c)))(x), plain_grad)
+  # The derivative in a traced cap: 0 at inf, and finite next to a -inf logit (which becomes -cap).
+  g = jax.grad(lambda c: jl.cross_entropy(x, y, softcap=c))
+  assert float(g(jnp.float32(jnp.inf))) == 0.0
+  assert np.isfinite(float(g(jnp.float32(2.0))))
+  np.testing.assert_allclose(f(x, softcap=2.0)[0], f(x.at[0, 1].set(-1e4), softcap=2.0)[0], rtol=1e-6)
+
+
+def test_z_loss_is_not_class_weighted_and_ignored_examples_have_none():
+  x, y = (jnp.asarray(a) for a in _logits(_rng(32), (5,)))
+  y = y.at[1].set(IGNORE)
+  options = {"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE}
+  lse = jax.nn.logsumexp(x, axis=-1)
+  plain = jl.cross_entropy(x, y, reduction="none", **options)
+  with_z = jl.cross_entropy(x, y, z_loss=0.5, reduction="none", **options)
+  np.testing.assert_allclose(with_z, plain + np.where(np.asarray(y) == IGNORE, 0.0, 0.5 * lse**2), rtol=1e-6)
+  counted = np.asarray(y) != IGNORE
+  denominator = np.sum(CLASS_WEIGHTS[np.asarray(y)[counted]])
+  np.testing.assert_allclose(jl.cross_entropy(x, y, z_loss=0.5, **options), np.sum(with_z) / denominator, rtol=1e-6)
+
+
+# Options are data (issue 12): every path the registry's cases do not trace.
+TRACED = [
+  (jl.cross_entropy, _soft, {"label_smoothing": 0.3, "z_loss": 0.02, "softcap": 2.5}, {"class_weights": CLASS_WEIGHTS}),
+  (
+    jl.cross_entropy,
+    _logits_ignored,
+    {"label_smoothing": 0.15, "z_loss": 0.02, "softcap": 2.5},
+    {"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE},
+  ),
+  (jl.poly_cross_entropy, _soft, {"epsilon": 2.0}, {}),
+  (jl.sigmoid_focal, _binary, {"alpha": 0.25, "gamma": 2.0}, {}),
+  (jl.sigmoid_focal, _binary_soft, {"alpha": -1.0, "gamma": 0.5}, {}),  # a traced negative alpha disables it
+  (jl.multi_margin, _margins, {"margin": 1.0}, {"p": 1}),
+]
+
+
+@pytest.mark.parametrize("fn, make, options, static", TRACED, ids=lambda v: getattr(v, "__name__", None))
+def test_traced_options_equal_the_constants_and_finite_differences(fn, make, options, static):
+  arrays = make(_rng(33), (4,))
+  names = sorted(options)
+  with jax.enable_x64(True):
+    arrays = [jnp.asarray(a) for a in arrays]
+    diff = (0, 1) if fn is not jl.multi_margin and jnp.issubdtype(arrays[1].dtype, jnp.floating) else (0,)
+
+    def f(values, *diff_args):
+      full = list(arrays)
+      for i, a in zip(diff, diff_args, strict=True):
+        full[i] = a
+      return fn(*full, **static, **dict(zip(names, values, strict=True)))
+
+    primals = [arrays[i] for i in diff]
+    constant, constant_grads = jax.value_and_grad(
+      lambda *a: f([options[n] for n in names], *a), argnums=tuple(range(len(diff)))
+    )(*primals)
+    values = [jnp.asarray(options[n], jnp.float64) for n in names]
+    value, grads = jax.jit(jax.value_and_grad(f, argnums=tuple(range(len(diff) + 1))))(values, *primals)
+    np.testing.assert_allclose(value, constant, rtol=1e-12)
+    for g, cg in zip(grads[1:], constant_grads, strict=True):
+      np.testing.assert_allclose(g, cg, rtol=1e-10, atol=1e-14)
+    forward = jax.jit(lambda values: f(values, *primals))
+    for k, name in enumerate(names):
+      shifted = lambda sign, k=k: [v + sign * 1e-6 * (j == k) for j, v in enumerate(values)]
+      central = (forward(shifted(1)) - forward(shifted(-1))) / 2e-6
+      np.testing.assert_allclose(grads[0][k], central, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_traced_zeros_equal_the_constant_specialisations():
+  # A -inf logit: the smoothing term is infinite, and every other logit -inf makes log(1 - p_y) -inf.
+  x = jnp.array([[2.0, -jnp.inf, 0.0], [0.0, -jnp.inf, -jnp.inf]])
+  y = jnp.array([0, 0])
+  xb, tb = jnp.array([3.0, -1.0, 0.5]), jnp.array([1.0, 0.0, 0.3])
+  calls = [
+    (lambda x, v: jl.cross_entropy(x, y, label_smoothing=v, reduction="none"), x),
+    (lambda x, v: jl.cross_entropy(x, y, z_loss=v, reduction="none"), x),
+    (lambda x, v: jl.softmax_focal(x, y, gamma=v, reduction="none"), x),
+    (lambda x, v: jl.sigmoid_focal(x, tb, gamma=v, reduction="none"), xb),
+    (lambda x, v: jl.poly_cross_entropy(x, y, epsilon=v, reduction="none"), x),
+  ]
+  for f, inputs in calls:
+    constant = f(inputs, 0.0)
+    traced, pullback = jax.vjp(f, inputs, jnp.float32(0.0))
+    np.testing.assert_array_equal(traced, constant)
+    _, option_grad = pullback(jnp.ones_like(traced))
+    grads = jax.grad(lambda x, v, f=f: jnp.sum(f(x, v)), argnums=(0, 1))(inputs, jnp.float32(0.0))
+    np.testing.assert_allclose(grads[0], jax.grad(lambda x, f=f: jnp.sum(f(x, 0.0)))(inputs), rtol=1e-6)
+    _finite(grads, option_grad)
+
+
+# Reliability (issue 13).
+def test_python_lists_are_arrays():
+  log3 = np.log(3.0)
+  for fn in (jl.cross_entropy, jl.poly_cross_entropy, jl.softmax_focal, jl.multiclass_hinge, jl.multi_margin):
+    assert np.isfinite(float(fn(jnp.zeros((2, 3)), [0, 1])))
+  assert float(jl.cross_entropy(jnp.zeros((2, 3)), [0, 1])) == pytest.approx(log3, rel=1e-6)
+  assert float(jl.cross_entropy([[0.0, 0.0, 0.0]], [[0.5, 0.5, 0.0]], class_weights=[1.0, 1.0, 2.0])) == pytest.approx(
+    log3, rel=1e-6
+  )
+  assert float(jl.nll([[-1.0, -2.0]], [1])) == 2.0
+  assert float(jl.hinge([0.5, -2.0], [1.0, -1.0], margin=jnp.float32(1.0))) == 0.25
+  assert float(jl.sigmoid_focal([0.0], [1.0], gamma=0.0, alpha=-1.0)) == pytest.approx(np.log(2.0), rel=1e-6)
+  assert float(jl.multilabel_margin([[0.1, 0.2, 0.4, 0.8]], [[3, 0, -1, 1]])) == pytest.approx(0.85, rel=1e-6)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+  "call, pattern",
+  [
+    (lambda: jl.hinge(X, X, margin=NAN), r"jaxloss\.hinge: `margin` must be a number, got nan"),
+    (lambda: jl.hinge(X, X, margin=INF), r"`margin` must be a number \(and finite\), got inf"),
+    (lambda: jl.squared_hinge(X, X, margin=NAN), r"jaxloss\.squared_hinge: `margin` must be a number, got nan"),
+    (lambda: jl.squared_hinge(X, X, margin=-INF), r"`margin` must be a number \(and finite\), got -inf"),
+    (lambda: jl.hinge_embedding(X, X, margin=NAN), r"jaxloss\.hinge_embedding: `margin` must be a number, got nan"),
+    (lambda: jl.hinge_embedding(X, X, margin=INF), r"`margin` must be a number \(and finite\), got inf"),
+    (lambda: jl.multi_margin(X, Y, margin=NAN), r"jaxloss\.multi_margin: `margin` must be a number, got nan"),
+    (lambda: jl.multi_margin(X, Y, margin=INF), r"`margin` must be a number \(and finite\), got inf"),
+    (lambda: jl.poly_cross_entropy(X, Y, epsilon=NAN), r"jaxloss\.poly_cross_entropy: `epsilon` must be a number"),
+    (lambda: jl.poly_cross_entropy(X, X, epsilon=INF), r"`epsilon` must be a number \(and finite\), got inf"),
+    (lambda: jl.sigmoid_focal(X, X, gamma=NAN), r"jaxloss\.sigmoid_focal: `gamma` must be a non-negative number"),
+    (lambda: jl.sigmoid_focal(X, X, gamma=INF), r"`gamma` must be a non-negative number \(and finite\), got inf"),
+    (lambda: jl.sigmoid_focal(X, X, alpha=NAN), r"`alpha` must be in \[0, 1\], or negative to disable it, got nan"),
+    (lambda: jl.sigmoid_focal(X, X, alpha=INF), r"`alpha` must be in \[0, 1\], or negative to disable it, got inf"),
+    (lambda: jl.softmax_focal(X, Y, gamma=NAN), r"jaxloss\.softmax_focal: `gamma` must be a non-negative number"),
+    (lambda: jl.softmax_focal(X, Y, gamma=INF), r"`gamma` must be a non-negative number \(and finite\), got inf"),
+    (lambda: jl.cross_entropy(X, Y, label_smoothing=NAN), r"`label_smoothing` must be in \[0, 1\], got nan"),
+    (lambda: jl.cross_entropy(X, Y, z_loss=NAN), r"jaxloss\.cross_entropy: `z_loss` must be a non-negative number"),
+    (lambda: jl.cross_entropy(X, Y, z_loss=INF), r"`z_loss` must be a non-negative number \(and finite\), got inf"),
+    (lambda: jl.cross_entropy(X, Y, z_loss=-0.1), r"`z_loss` must be a non-negative number, got -0\.1"),
+    (lambda: jl.cross_entropy(X, X, softcap=NAN), r"`softcap` must be None or positive, got nan"),
+    (lambda: jl.cross_entropy(X, Y, softcap=0.0), r"`softcap` must be None or positive, got 0\.0"),
+  ],
+)
+def test_nan_and_meaningless_infinite_options_are_errors(call, pattern):
+  with pytest.raises(ValueError, match=pattern):
+    call()
+
+
+def test_negative_infinite_alpha_disables_the_focal_weighting_as_any_negative_alpha():
+  x, t = jnp.array([0.5, -1.0, 2.0]), jnp.array([1.0, 0.0, 0.3])
+  for alpha in (-INF, jnp.float32(-jnp.inf)):
+    np.testing.assert_array_equal(jl.sigmoid_focal(x, t, alpha=alpha), jl.sigmoid_focal(x, t, alpha=-1.0))
+  grads = jax.grad(lambda x, t, a: jl.sigmoid_focal(x, t, alpha=a), argnums=(0, 1, 2))(x, t, jnp.float32(-jnp.inf))
+  np.testing.assert_array_equal(grads[1], jax.grad(lambda t: jl.sigmoid_focal(x, t, alpha=-1.0))(t))
+  assert float(grads[2]) == 0.0
+
+
+@pytest.mark.parametrize("gamma, alpha", [(2.0, 0.25), (0.5, -1.0), (1.0, 0.7)])
+def test_sigmoid_focal_target_gradient_is_the_formula_derivative_at_binary_targets(gamma, alpha):
+  """torch's autograd of torchvision's formula at t in {0, 0.3, 1} (issue 13, item 10)."""
+  x = np.tile([-3.0, -0.5, 0.7, 2.5], 3)
+  t = np.repeat([0.0, 0.3, 1.0], 4)
+  xt, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
+  torch_sigmoid_focal(xt, tt, alpha=alpha, gamma=gamma).sum().backward()
+  with jax.enable_x64(True):
+    f = lambda x, t, g: jl.sigmoid_focal(x, t, alpha=alpha, gamma=g, reduction="sum")
+    for g in (gamma, jnp.asarray(gamma)):
+      g_x, g_t = jax.grad(f, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(t), g)
+      np.testing.assert_allclose(g_t, tt.grad.numpy(), rtol=1e-10, atol=1e-14)
+      np.testing.assert_allclose(g_x, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    # Forward mode gives the same directional derivative.
+    _, tangent = jax.jvp(lambda t: f(jnp.asarray(x), t, gamma), (jnp.asarray(t),), (jnp.ones(12),))
+    np.testing.assert_allclose(tangent, tt.grad.numpy().sum(), rtol=1e-10)
+  # Finite at logits of any size (the power and BCE combined in log space).
+  big = jnp.array([1e4, -1e4, 100.0, -100.0, 30.0, -30.0] * 2, jnp.float32)
+  binary = jnp.repeat(jnp.array([0.0, 1.0]), 6)
+  _finite(jax.grad(lambda x, t: jl.sigmoid_focal(x, t, alpha=alpha, gamma=gamma), argnums=(0, 1))(big, binary))
+
+
+# multilabel_margin: torch's multilabel_margin_loss, with min-norm subgradients at the hinges.
+def test_multilabel_margin_matches_torch_for_every_reduction():
+  rng = _rng(34)
+  x, y = _target_lists(rng, (6,))
+  y[0] = [3, 3, -1, 0, 1]  # a class listed twice counts twice, as torch
+  y[1] = -1  # no targets
+  y[2] = [4, 0, 2, 1, 3]  # every class a target
+  with jax.enable_x64(True):
+    for reduction in ("mean", "sum", "none"):
+      for xs, ys in ((x, y), (x[3], y[3])):  # [N, C] and a single [C] example
+        value, grad = jax.value_and_grad(
+          lambda s, r=reduction, ys=ys: jnp.sum(jl.multilabel_margin(s, ys, reduction=r))
+        )(jnp.asarray(xs))
+        st = torch.tensor(xs, requires_grad=True)
+        expected = F.multilabel_margin_loss(st, _t(ys), reduction=reduction)
+        expected.sum().backward()
+        np.testing.assert_allclose(value, expected.sum().detach().numpy(), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(grad, st.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_multilabel_margin_gradient_is_exactly_zero_at_each_kink():
+  s, y = np.array([[1.0, 0.0, 0.0, 2.0]]), np.array([[0, 3, -1, 2]])  # 1 - s_0 + s_k == 0: two kinks, loss 0
+  g, tangent = _grad_and_tangent(lambda s: jl.multilabel_margin(s, jnp.asarray(y), reduction="none"), jnp.asarray(s))
+  st = torch.tensor(s, requires_grad=True)
+  F.multilabel_margin_loss(st, _t(y)).backward()
+  np.testing.assert_array_equal(g, st.grad.numpy().astype(np.float32))
+  np.testing.assert_array_equal(g, [[0.0, 0.0, 0.0, 0.0]])
+  np.testing.assert_array_equal(tangent, [0.0])
+  g = jax.grad(lambda s: jl.multilabel_margin(s, jnp.array([[0, -1, 0, 0]])))(jnp.array([[1.0, 0.0, 0.5, 0.2]]))
+  np.testing.assert_allclose(g, [[-0.5, 0.0, 0.25, 0.25]])
+
+
+def test_multilabel_margin_out_of_range_labels_give_nan_and_a_zero_gradient():
+  s = jnp.asarray(_rng(35).normal(size=(3, 4)), jnp.float32)
+  y = jnp.array([[0, -1, 1, 2], [4, -1, 0, 0], [1, 0, -1, -2]])  # 4 >= C, and -2 after the padding (torch raises)
+  value = jl.multilabel_margin(s, y, reduction="none")
+  assert np.isfinite(float(value[0])) and np.all(np.isnan(np.asarray(value[1:])))
+  g = jax.grad(lambda s: jl.multilabel_margin(s, y, where=jnp.array([True, True, False]), reduction="sum"))(s)
+  assert np.all(np.asarray(g)[1:] == 0) and np.any(np.asarray(g)[0] != 0)
+  with pytest.raises(checkify.JaxRuntimeError, match=r"jaxloss\.multilabel_margin: `labels` must be in \[-1, 4\)"):
+    jl.checked(jl.multilabel_margin)(s, y)
+  jl.checked(jl.multilabel_margin)(s, y, where=jnp.array([True, False, False]))  # masked rows are not read

@@ -1,7 +1,8 @@
 """Benchmark cases of the classification losses (``jaxloss/classification.py``).
 
 Two shapes of loss. Row-wise losses over classes (cross-entropy, poly, the
-multi-class hinge) take logits ``[B, C]`` and integer labels ``[B]``: sizes are
+multi-class hinge) take logits ``[B, C]`` and integer labels ``[B]``
+(``multilabel_margin``: target lists ``[B, C]`` padded with -1): sizes are
 ``(B, C)``, and ``(4096, 32768)`` float32 ``value_and_grad`` of
 ``cross_entropy`` is issue 3's acceptance figure against
 ``optax.losses.softmax_cross_entropy_with_integer_labels``. Binary losses
@@ -36,6 +37,16 @@ def _scores_signs(rng, n):
   return rng.standard_normal(n, np.float32), np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
 
 
+def _scores_target_lists(rng, size):
+  """Scores ``[B, C]`` and each example's targets (a random set of distinct classes, in random order) padded with -1."""
+  batch, classes = size
+  scores = (2 * rng.standard_normal((batch, classes), np.float32)).astype(np.float32)
+  labels = np.full((batch, classes), -1, np.int32)
+  for row, count in zip(labels, rng.integers(0, classes // 4 + 1, batch), strict=True):
+    row[:count] = rng.permutation(classes)[:count]
+  return scores, labels
+
+
 def _neg_log_softmax_of_label(x, y):
   """Per-example ``lse(x) - x_y``, the plain expression of integer-label cross-entropy."""
   return jax.nn.logsumexp(x, axis=-1) - jnp.take_along_axis(x, y[:, None], axis=-1)[:, 0]
@@ -50,6 +61,15 @@ def _crammer_singer(s, y):
   s_y = jnp.take_along_axis(s, y[:, None], axis=-1)[:, 0]
   others = jnp.where(jax.nn.one_hot(y, s.shape[-1], dtype=bool), -jnp.inf, s)
   return jnp.mean(jax.nn.relu(1 + jnp.max(others, axis=-1) - s_y))
+
+
+def _multilabel_margin(s, y):
+  """The plain expression: the targets before the first -1 (distinct here), a hinge over target / other pairs."""
+  classes = s.shape[-1]
+  listed = jnp.cumsum(y == -1, axis=-1) == 0
+  target = jnp.any(jax.nn.one_hot(jnp.where(listed, y, -1), classes, dtype=bool), axis=-2)
+  pairs = jax.nn.relu(1 - s[:, :, None] + s[:, None, :])
+  return jnp.mean(jnp.sum(jnp.where(target[:, :, None] & ~target[:, None, :], pairs, 0), axis=(1, 2)) / classes)
 
 
 def _sigmoid_focal(x, t, alpha, gamma):
@@ -113,6 +133,17 @@ CASES = [
     jnp=in_float32(_crammer_singer),
     optax=lambda s, y: jnp.mean(optax.losses.multiclass_hinge_loss(s, y)),
     quick_sizes=((1024, 1024),),
+  ),
+  Case(
+    "multilabel_margin",
+    "classification",
+    jl.multilabel_margin,
+    _scores_target_lists,
+    sizes=((1024, 256),),  # [B, C, C] pairs, as torch's C-by-targets loop
+    dtypes=("float32",),
+    jnp=in_float32(_multilabel_margin),
+    torch=lambda s, y: torch_functional().multilabel_margin_loss(s, y.long()),
+    smoke_size=(8, 16),
   ),
   _elementwise(
     "binary_cross_entropy_with_logits",

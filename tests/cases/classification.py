@@ -9,7 +9,7 @@ than ``check_grads``' finite-difference step.
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 C = 4
 CLASS_WEIGHTS = np.array([0.5, 2.0, 1.0, 1.5])
@@ -208,6 +208,40 @@ def _score_extremes(rng, batch):
   ]
 
 
+def _target_lists(rng, batch):
+  """Each example's target classes (a random subset, in random order), then -1, then arbitrary valid entries."""
+  labels = rng.integers(-1, C, size=(*batch, C))
+  for row in labels.reshape(-1, C):
+    targets = rng.permutation(C)[: rng.integers(0, C + 1)]
+    row[: targets.size] = targets
+    if targets.size < C:
+      row[targets.size] = -1
+  return labels
+
+
+def _multilabel_margins(rng, batch):
+  """Scores whose every difference ``1 - s_j + s_k`` is at least 0.05 from 0 (away from every hinge kink)."""
+  x = rng.normal(size=(*batch, C)) * 2
+  while True:
+    z = np.abs(1 - x[..., :, None] + x[..., None, :])
+    close = np.any(z < 0.05, axis=(-2, -1))
+    if not close.any():
+      return x, _target_lists(rng, batch)
+    x[close] = rng.normal(size=(int(close.sum()), C)) * 2
+
+
+def _multilabel_margin_extremes(rng, batch):
+  """Huge scores, every pair at a kink (scores 0, 1, 2, ...), no targets, and every class a target."""
+  y = _target_lists(rng, batch)
+  steps = np.broadcast_to(np.arange(C, dtype=float), (*batch, C)).copy()
+  return [
+    (1e4 * rng.choice([-1.0, 1.0], size=(*batch, C)), y),
+    (steps, y),
+    (steps, np.full((*batch, C), -1)),
+    (rng.normal(size=(*batch, C)), np.broadcast_to(np.arange(C), (*batch, C)).copy()),
+  ]
+
+
 POS_WEIGHT = np.array([2.5])  # broadcasts along the last axis, as torch's [C]-shaped pos_weight
 
 # One case per loss and per code path that matters (class weights, ignore_index, smoothing, probability
@@ -222,13 +256,23 @@ CASES = [
     kwargs={"class_weights": CLASS_WEIGHTS, "ignore_index": IGNORE},
     count_weights=_target_weights_ignoring,
   ),
-  Case("cross_entropy", jl.cross_entropy, _logits, _class_extremes),
   Case(
-    "cross_entropy-axis-class_weights",
+    "cross_entropy",
+    jl.cross_entropy,
+    _logits,
+    _class_extremes,
+    options={
+      "label_smoothing": Option(0.2, invalid=1.5),
+      "z_loss": Option(0.05, invalid=-1.0),
+      "softcap": Option(3.0, invalid=-1.0),
+    },
+  ),
+  Case(
+    "cross_entropy-axis-class_weights-z_loss-softcap",
     jl.cross_entropy,
     _logits_axis,
     _axis_extremes,
-    kwargs={"axis": -2, "class_weights": CLASS_WEIGHTS},
+    kwargs={"axis": -2, "class_weights": CLASS_WEIGHTS, "z_loss": 0.01, "softcap": 4.0},
     count_weights=_target_weights,
   ),
   Case(
@@ -241,11 +285,11 @@ CASES = [
   ),
   Case("cross_entropy-probs", jl.cross_entropy, _soft_labels, _soft_extremes, diff=(0, 1)),
   Case(
-    "cross_entropy-probs-smoothing-class_weights",
+    "cross_entropy-probs-smoothing-class_weights-z_loss-softcap",
     jl.cross_entropy,
     _soft_labels,
     _soft_extremes_finite,
-    kwargs={"label_smoothing": 0.1, "class_weights": CLASS_WEIGHTS},
+    kwargs={"label_smoothing": 0.1, "class_weights": CLASS_WEIGHTS, "z_loss": 0.01, "softcap": 4.0},
     diff=(0, 1),
   ),
   Case("binary_cross_entropy", jl.binary_cross_entropy, _probs, _probs_extremes, diff=(0, 1)),
@@ -258,30 +302,40 @@ CASES = [
     diff=(0, 1),
   ),
   Case(
-    "sigmoid_focal-gamma0.5-soft_targets",
+    "sigmoid_focal-soft_targets",  # gamma < 1 at p_t -> 1: tests/test_classification.py
     jl.sigmoid_focal,
     _binary_logits,
     _binary_logit_extremes,
-    kwargs={"gamma": 0.5},
+    diff=(0, 1),
+    options={"alpha": Option(0.25, invalid=1.5), "gamma": Option(0.5, invalid=-1.0)},
   ),
   Case(
-    "softmax_focal-gamma0.5-alpha",
+    "softmax_focal-alpha",
     jl.softmax_focal,
     _logits,
     _class_extremes,
-    kwargs={"gamma": 0.5, "alpha": CLASS_WEIGHTS},
+    kwargs={"alpha": CLASS_WEIGHTS},
+    options={"gamma": Option(0.5, invalid=-1.0)},
   ),
-  Case("hinge", jl.hinge, _signed, _signed_extremes),
-  Case("squared_hinge", jl.squared_hinge, _signed, _signed_extremes),
+  Case("hinge", jl.hinge, _signed, _signed_extremes, options={"margin": Option(1.0, invalid=np.inf)}),
+  Case("squared_hinge", jl.squared_hinge, _signed, _signed_extremes, options={"margin": Option(1.0, invalid=np.inf)}),
   Case("multiclass_hinge", jl.multiclass_hinge, _margins, _score_extremes),
   Case(
     "multi_margin-p2-class_weights",
     jl.multi_margin,
-    lambda rng, batch: _margins(rng, batch, 0.5),
+    _margins,
     _score_extremes,
-    kwargs={"p": 2, "margin": 0.5, "class_weights": CLASS_WEIGHTS},
+    kwargs={"p": 2, "class_weights": CLASS_WEIGHTS},
+    options={"margin": Option(1.0, invalid=np.inf)},
   ),
-  Case("hinge_embedding", jl.hinge_embedding, _distances, _distance_extremes),
+  Case("multilabel_margin", jl.multilabel_margin, _multilabel_margins, _multilabel_margin_extremes, smooth=False),
+  Case(
+    "hinge_embedding",
+    jl.hinge_embedding,
+    _distances,
+    _distance_extremes,
+    options={"margin": Option(1.0, invalid=np.inf)},
+  ),
   Case("soft_margin", jl.soft_margin, _signed, _signed_extremes),
   Case(
     "multilabel_soft_margin-class_weights",
@@ -290,7 +344,13 @@ CASES = [
     _multilabel_extremes,
     kwargs={"class_weights": CLASS_WEIGHTS},
   ),
-  Case("poly_cross_entropy", jl.poly_cross_entropy, _logits, _class_extremes),
+  Case(
+    "poly_cross_entropy",
+    jl.poly_cross_entropy,
+    _logits,
+    _class_extremes,
+    options={"epsilon": Option(1.0, invalid=np.inf)},
+  ),
   Case(
     "poly_cross_entropy-probs",
     jl.poly_cross_entropy,
