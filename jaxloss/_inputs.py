@@ -201,7 +201,7 @@ def number(
   value,
   dtype=None,
   ok: Callable[[Any], Any] | None = None,
-  expected: str = "a number",
+  expected: str = "a finite number",
   *,
   infinite_ok: bool = False,
   shapes: Sequence[tuple[int, ...]] = ((),),
@@ -232,7 +232,7 @@ def number(
   v = float(value)
   non_finite = math.isnan(v) or (math.isinf(v) and not infinite_ok)
   if non_finite or (ok is not None and not ok(v)):
-    finite = " (and finite)" if non_finite and not math.isnan(v) else ""
+    finite = " (and finite)" if non_finite and not math.isnan(v) and "finite" not in expected else ""
     raise ValueError(f"{name()}: `{arg}` must be {expected}{finite}, got {value!r}.")
   return v
 

@@ -263,7 +263,7 @@ def _is_floating(labels) -> bool:
 
 def _margin(value, dtype):
   """A hinge's ``margin``: any finite number (an infinite margin makes every loss infinite)."""
-  return _inputs.number("margin", value, dtype, expected="a number")
+  return _inputs.number("margin", value, dtype, expected="a finite number")
 
 
 # Losses ------------------------------------------------------------------------------------------
@@ -1123,13 +1123,13 @@ def poly_cross_entropy(
   """
   if _is_floating(labels):
     x, t, mask = _probabilities(logits, labels, -1, where)
-    epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a number")
+    epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a finite number")
     lse = jax.nn.logsumexp(x, axis=-1)
     one_minus_p = -jnp.expm1(x - lse[..., None])
     loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
   x, labels = _class_scores("logits", logits, labels, where)
-  epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a number")
+  epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a finite number")
   loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
   loss = loss - epsilon * jnp.expm1(-loss)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)

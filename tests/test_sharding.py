@@ -19,7 +19,9 @@ HERE = pathlib.Path(__file__).parent
 
 @pytest.fixture(scope="module")
 def report():
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  # The subprocess imports this checkout's jaxloss (a worktree's too), whether or not it is installed.
+  path = os.pathsep.join([str(HERE.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
   done = subprocess.run(
     [sys.executable, str(HERE / "sharding_check.py")], cwd=HERE, env=env, capture_output=True, text=True, timeout=600
   )
