@@ -1168,7 +1168,10 @@ NAN, INF = float("nan"), float("inf")
     (lambda: jl.hinge_embedding(X, X, margin=INF), r"`margin` must be a finite number, got inf"),
     (lambda: jl.multi_margin(X, Y, margin=NAN), r"jaxloss\.multi_margin: `margin` must be a finite number, got nan"),
     (lambda: jl.multi_margin(X, Y, margin=INF), r"`margin` must be a finite number, got inf"),
-    (lambda: jl.poly_cross_entropy(X, Y, epsilon=NAN), r"jaxloss\.poly_cross_entropy: `epsilon` must be a finite number"),
+    (
+      lambda: jl.poly_cross_entropy(X, Y, epsilon=NAN),
+      r"jaxloss\.poly_cross_entropy: `epsilon` must be a finite number",
+    ),
     (lambda: jl.poly_cross_entropy(X, X, epsilon=INF), r"`epsilon` must be a finite number, got inf"),
     (lambda: jl.sigmoid_focal(X, X, gamma=NAN), r"jaxloss\.sigmoid_focal: `gamma` must be a non-negative number"),
     (lambda: jl.sigmoid_focal(X, X, gamma=INF), r"`gamma` must be a non-negative number \(and finite\), got inf"),
