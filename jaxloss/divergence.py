@@ -163,11 +163,11 @@ def js_divergence(
     >>> print(jl.js_divergence(jnp.log(jnp.array([1.0, 0.0])), jnp.log(jnp.array([0.0, 1.0]))))
     0.6931472
   """
-  log_p, log_q, mask = _distributions(("log_p", "log_q"), log_p, log_q, axis, where, second_floating=True)
-  _check_log_probabilities(log_p=log_p, log_q=log_q)
-  absent = (log_p == -jnp.inf) & (log_q == -jnp.inf)
-  log_p, log_q = jnp.where(absent, 0, log_p), jnp.where(absent, 0, log_q)
-  log_m = jnp.logaddexp(log_p, log_q) - _LOG2
-  terms = _relative_entropy_terms(log_p, log_m) + _relative_entropy_terms(log_q, log_m)
+  lp, lq, mask = _distributions(("log_p", "log_q"), log_p, log_q, axis, where, second_floating=True)
+  _check_log_probabilities(log_p=lp, log_q=lq)
+  absent = (lp == -jnp.inf) & (lq == -jnp.inf)
+  lp, lq = jnp.where(absent, 0, lp), jnp.where(absent, 0, lq)
+  log_m = jnp.logaddexp(lp, lq) - _LOG2
+  terms = _relative_entropy_terms(lp, log_m) + _relative_entropy_terms(lq, log_m)
   loss = 0.5 * jnp.sum(jnp.where(absent, 0, terms), axis=-1)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
