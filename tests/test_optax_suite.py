@@ -22,6 +22,7 @@ behaviour there, next to optax's.
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib.util
 import inspect
@@ -37,6 +38,7 @@ import optax
 import optax.losses
 import pytest
 
+import jaxloss as jl
 from jaxloss.compat import optax as mirror
 
 # optax's private loss modules, which its tests import and we point at the mirror.
@@ -165,6 +167,90 @@ def test_traced_options():
     np.testing.assert_allclose(jax.jit(mirror.huber_loss)(p, t, delta=delta), expected, rtol=1e-6)
 
 
+# The family modules: the mirror uses their public losses (through `jaxloss`), never their private helpers.
+FAMILIES = frozenset(
+  path.stem for path in pathlib.Path(jl.__file__).parent.glob("*.py") if not path.stem.startswith("_")
+)
+
+
+def test_mirror_builds_on_public_losses():
+  """compat/optax.py imports no family module and no private name of one; it reaches jaxloss as ``jl.<public>``.
+
+  Allowed: ``jaxloss`` itself (public names only), the package-level private
+  modules (``jaxloss._custom``, ``jaxloss._lattice``, ...), nothing else.
+  """
+  tree = ast.parse(pathlib.Path(mirror.__file__).read_text())
+  modules = {}  # local name -> the jaxloss module it is bound to
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        if alias.name.split(".")[0] == "jaxloss":
+          modules[alias.asname or "jaxloss"] = alias.name if alias.asname else "jaxloss"
+    elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "jaxloss":
+      for alias in node.names:
+        parts = [*node.module.split("."), alias.name]
+        assert not any(part in FAMILIES for part in parts[1:]), f"imports a family module: {'.'.join(parts)}"
+        assert not (alias.name.startswith("_") and len(parts) > 2), f"imports a private name: {'.'.join(parts)}"
+        if node.module == "jaxloss" and alias.name.startswith("_"):
+          modules[alias.asname or alias.name] = f"jaxloss.{alias.name}"
+        else:
+          assert node.module != "jaxloss" or alias.name in jl.__all__, f"jaxloss.{alias.name} is not public"
+  assert modules.get("jl") == "jaxloss" and all(m == "jaxloss" or m.startswith("jaxloss._") for m in modules.values())
+  used = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+      used.add(f"{modules[node.value.id]}.{node.attr}")
+      if modules[node.value.id] == "jaxloss":
+        assert node.attr in jl.__all__, f"jl.{node.attr} is not a public loss"
+  # At run time too: no global of the mirror is a family module or a private function of one.
+  for value in vars(mirror).values():
+    origin = getattr(value, "__module__", None) if callable(value) else getattr(value, "__name__", None)
+    if isinstance(origin, str) and origin.split(".")[0] == "jaxloss" and origin.split(".")[1:2] != ["compat"]:
+      assert origin == "jaxloss" or origin.split(".")[1].startswith("_"), origin
+  # The losses the mirror is built on, as the issue lists them (a renamed loss fails here, not silently).
+  public = {name.removeprefix("jaxloss.") for name in used if name.count(".") == 1 and name.startswith("jaxloss.")}
+  assert public >= {"cross_entropy", "ctc", "huber", "kl_divergence", "ntxent", "sigmoid_focal", "tversky"}
+
+
+# (mirror function, arrays, option, two values): the option as a constant, a traced array and under vmap.
+_x, _t = jnp.array([[0.5, -1.0, 2.0], [0.1, 0.2, -0.3]]), jnp.array([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]])
+_e, _labels = jnp.array([[1.0, 0.0], [0.8, 0.3], [0.0, 1.0], [-0.2, 0.9]]), jnp.array([0, 0, 1, 1])
+TRACED = (
+  (mirror.huber_loss, (_x, _t), "delta", (0.5, 2.0)),
+  (mirror.cosine_similarity, (0.1 * _x, _t), "epsilon", (0.0, 0.5)),
+  (mirror.poly_loss_cross_entropy, (_x, _t), "epsilon", (2.0, -1.0)),
+  (mirror.sigmoid_focal_loss, (_x, _t), "gamma", (2.0, 0.5)),
+  (mirror.sigmoid_focal_loss, (_x, _t), "alpha", (0.25, 0.75)),
+  (mirror.ntxent, (_e, _labels), "temperature", (0.1, 0.5)),
+  (mirror.triplet_margin_loss, (_x, _t, 2 * _x), "margin", (1.0, 0.2)),
+  (mirror.triplet_margin_loss, (_x, _t, 2 * _x), "norm_degree", (2, 3)),
+  (mirror.triplet_margin_loss, (_x, _t, 2 * _x), "eps", (1e-6, 0.1)),
+  (mirror.dice_loss, (_x[None], _t[None]), "smooth", (1.0, 0.0)),
+  (mirror.dice_loss, (_x[None], _t[None]), "beta", (0.5, 0.9)),
+  (mirror.smooth_labels, (_t,), "alpha", (0.1, 0.3)),
+)
+
+
+@pytest.mark.parametrize(("fn", "arrays", "option", "values"), TRACED, ids=lambda v: getattr(v, "__name__", None))
+def test_options_may_be_traced(fn, arrays, option, values):
+  """As in optax, every numeric option may be an array or a tracer: vmap over it equals the constant calls."""
+  constant = [fn(*arrays, **{option: v}) for v in values]
+  traced = jax.vmap(lambda v: fn(*arrays, **{option: v}))(jnp.asarray(values, jnp.float32))
+  np.testing.assert_allclose(traced, jnp.stack(constant), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(constant[0], constant[1])  # the option matters
+
+
+def test_learned_options_have_gradients():
+  """A learned temperature (ntxent) and delta (huber): grad with respect to the option matches finite differences."""
+  for f, v in (
+    (lambda t: mirror.ntxent(_e, _labels, t), 0.3),
+    (lambda d: mirror.huber_loss(_x, _t, delta=d).sum(), 0.4),
+  ):
+    h = 1e-3
+    expected = (f(jnp.float32(v + h)) - f(jnp.float32(v - h))) / (2 * h)
+    np.testing.assert_allclose(jax.grad(f)(jnp.float32(v)), expected, rtol=1e-2)
+
+
 def test_optax_tests_bind_the_mirror():
   for module, name in _BOUND:
     proxy = vars(module)[name]
@@ -199,6 +285,8 @@ def test_edges_are_finite():
     value, grad = jax.value_and_grad(loss)(logits, labels)
     assert np.isfinite(value) and np.all(np.isfinite(grad)) and grad[1] == 0
   assert np.isnan(optax.losses.softmax_cross_entropy(logits, labels))  # optax: 0 * -inf
+  excluded = mirror.softmax_cross_entropy_with_integer_labels(jnp.zeros((1, 3)), jnp.array([1]), where=[[1, 0, 1]])
+  assert excluded == jnp.inf  # probability 0 (optax: log 2, the normaliser of the other classes)
   log_p, targets = jnp.array([-jnp.inf, 0.0]), jnp.array([0.0, 1.0])
   value, grad = jax.value_and_grad(mirror.kl_divergence)(log_p, targets)
   assert value == 0 and np.all(np.isfinite(grad))

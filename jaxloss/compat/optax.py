@@ -52,18 +52,8 @@ from jax.typing import ArrayLike
 from optax import projections
 
 import jaxloss as jl
-from jaxloss import (
-  _checks,
-  _custom,
-  _reduce,
-  classification,
-  divergence,
-  embedding,
-  regression,
-  segmentation,
-  sequence,
-)
-from jaxloss._api import Static, loss
+from jaxloss import _checks, _custom, _inputs, _lattice, _reduce
+from jaxloss._api import Numeric, Static, loss
 
 __all__ = (
   "binary_dice_loss",
@@ -102,44 +92,50 @@ __all__ = (
 
 _NAME = "jaxloss.compat.optax."
 
+Axis = int | tuple[int, ...] | None
 
-# Helpers -----------------------------------------------------------------------------------------
+
+# Helpers: optax's argument conventions (broadcasting, axis tuples, per-element `where`) -----------
 
 
 def _jit(fn):
-  """The jaxloss decorator under the mirror's name; options annotated ``Static`` are static, the others traced."""
+  """The jaxloss decorator under the mirror's name (``Static`` options static, ``Numeric`` constant or traced)."""
   return loss(fn, public_name=_NAME + fn.__name__)
 
 
-def _float(fn: str, name: str, x, *others) -> jax.Array:
+def _float(arg: str, x: ArrayLike, *others: ArrayLike | None) -> jax.Array:
   """``x`` as a floating array in jaxloss's compute dtype (float32 at least)."""
-  x = _checks.floating(name, x)
-  return x.astype(_checks.compute_dtype(x, *(jnp.asarray(o) for o in others if o is not None)))
+  array = _checks.floating(arg, x)
+  return array.astype(_checks.compute_dtype(array, *(jnp.asarray(o) for o in others if o is not None)))
 
 
-def _like(x: jax.Array, y, shape=None) -> jax.Array:
+def _like(x: jax.Array, y: ArrayLike, shape: tuple[int, ...] | None = None) -> jax.Array:
   """``y`` cast to ``x``'s dtype and broadcast to ``shape`` (default ``x``'s), explicitly."""
   return jnp.broadcast_to(jnp.asarray(y).astype(x.dtype), x.shape if shape is None else shape)
 
 
-def _error(fn: str, predictions, targets) -> jax.Array:
-  """``predictions - targets`` (targets default to zeros and broadcast, as in optax)."""
-  p = _float(fn, "predictions", predictions, targets)
-  if targets is None:
-    return p
-  t = jnp.asarray(targets)
-  shape = jnp.broadcast_shapes(p.shape, t.shape)
-  return jnp.broadcast_to(p, shape) - _like(p, t, shape)
+def _broadcast(arg: str, x: ArrayLike, y: ArrayLike | None, *dtype_from: ArrayLike) -> tuple[jax.Array, jax.Array]:
+  """``x`` (floating, compute dtype) and ``y`` in its dtype, both broadcast to one shape, as optax's arithmetic does.
+
+  ``y`` defaults to zeros. The public losses take equal shapes; this is where
+  optax's implicit broadcasting is made explicit.
+  """
+  a = _float(arg, x, y, *dtype_from)
+  if y is None:
+    return a, jnp.zeros_like(a)
+  b = jnp.asarray(y)
+  shape = jnp.broadcast_shapes(a.shape, b.shape)
+  return jnp.broadcast_to(a, shape), _like(a, b, shape)
 
 
-def _mask(where, shape) -> jax.Array:
+def _mask(where: ArrayLike | None, shape: tuple[int, ...]) -> jax.Array:
   """``where`` as a boolean array of ``shape``, all True when None."""
   if where is None:
     return jnp.ones(shape, bool)
   return jnp.broadcast_to(jnp.asarray(where).astype(bool), shape)
 
 
-def _axes(axis, ndim: int) -> tuple[int, ...]:
+def _axes(axis: Axis, ndim: int) -> tuple[int, ...]:
   """``axis`` (int, tuple in the given order, or None for all) as non-negative axes."""
   if axis is None:
     return tuple(range(ndim))
@@ -153,7 +149,7 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
   return tuple(out)
 
 
-def _classes_last(axis, *arrays: jax.Array) -> tuple[jax.Array, ...]:
+def _classes_last(axis: Axis, *arrays: jax.Array) -> tuple[jax.Array, ...]:
   """Arrays of one shape with the ``axis`` axes moved last and flattened into one class axis."""
   ndim = arrays[0].ndim
   axes = _axes(axis, ndim)
@@ -162,26 +158,24 @@ def _classes_last(axis, *arrays: jax.Array) -> tuple[jax.Array, ...]:
   return tuple(jnp.transpose(a, batch + axes).reshape(*shape, -1) for a in arrays)
 
 
-def _softmax_inputs(fn: str, logits, labels, axis, where, labels_like_logits: bool = True):
-  """Logits, labels (broadcast to the logits), a per-logit mask, class axis last; masked entries zeroed."""
-  x = _float(fn, "logits", logits)
-  if where is not None:
-    where = jnp.asarray(where)
-    if where.ndim != x.ndim:
-      where = jnp.expand_dims(where, axis)
-  m = _mask(where, x.shape)
-  if labels_like_logits:
-    q = _like(x, labels)
-    x, q, m = _classes_last(axis, x, q, m)
-    return jnp.where(m, x, 0), jnp.where(m, q, 0), m
-  x, m = _classes_last(axis, x, m)
-  return jnp.where(m, x, 0), m
+def _excluded(axis: Axis, where: ArrayLike | None, *named: tuple[jax.Array, float]):
+  """optax's per-element ``where`` over classes, for the public losses whose ``where`` selects whole examples.
 
-
-def _softmax_cross_entropy(x: jax.Array, q: jax.Array, m: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``-sum_c q_c log softmax(x)_c`` over the selected classes (0 log 0 = 0), and the log-normaliser."""
-  lse = classification._logsumexp_where(x, m)
-  return classification._neg_log_softmax_sum(x, lse, q), lse
+  ``named`` are ``(array, fill)`` pairs of one shape. Returns each array with
+  the ``axis`` axes moved last and flattened, the entries outside ``where`` set
+  to its fill (a logit of ``-inf`` leaves the softmax, a label of 0 the sum),
+  and the examples that keep an entry (None without ``where``). As in optax, a
+  ``where`` of lower rank gets ``axis`` inserted.
+  """
+  arrays = tuple(x for x, _ in named)
+  if where is None:
+    return (*_classes_last(axis, *arrays), None)
+  w = jnp.asarray(where)
+  if w.ndim != arrays[0].ndim:
+    w = jnp.expand_dims(w, axis)
+  *flat, m = _classes_last(axis, *arrays, _mask(w, arrays[0].shape))
+  out = tuple(jnp.where(m, x, jnp.asarray(fill, x.dtype)) for x, (_, fill) in zip(flat, named, strict=True))
+  return (*out, jnp.any(m, axis=-1))
 
 
 def _deprecated(name: str, replacement: str) -> None:
@@ -199,9 +193,8 @@ def squared_error(predictions: ArrayLike, targets: ArrayLike | None = None) -> j
 
   Shapes must be equal (``ValueError`` otherwise), as in optax.
   """
-  p = _float("squared_error", "predictions", predictions)
-  t = jnp.zeros_like(p) if targets is None else targets
-  return jl.mse(p, t, reduction="none")
+  p = _float("predictions", predictions)
+  return jl.mse(p, jnp.zeros_like(p) if targets is None else targets, reduction="none")
 
 
 @_jit
@@ -211,16 +204,17 @@ def l2_loss(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Arr
 
 
 @_jit
-def huber_loss(predictions: ArrayLike, targets: ArrayLike | None = None, *, delta: ArrayLike = 1.0) -> jax.Array:
-  """Huber loss elementwise (``jl.huber``); ``delta`` may be traced."""
-  error = _error("huber_loss", predictions, targets)
-  return regression._huber(error, jnp.asarray(delta).astype(error.dtype))
+def huber_loss(predictions: ArrayLike, targets: ArrayLike | None = None, *, delta: Numeric = 1.0) -> jax.Array:
+  """Huber loss elementwise: ``jl.huber`` per element (``delta > 0``; it may be traced)."""
+  p, t = _broadcast("predictions", predictions, targets)
+  return jl.huber(p, t, delta=delta, reduction="none")
 
 
 @_jit
 def log_cosh(predictions: ArrayLike, targets: ArrayLike | None = None) -> jax.Array:
-  """``log(cosh(predictions - targets))`` elementwise (``jl.log_cosh``: accurate near 0, no overflow)."""
-  return _custom.log_cosh(_error("log_cosh", predictions, targets))
+  """``log(cosh(predictions - targets))`` elementwise: ``jl.log_cosh`` per element (accurate near 0, no overflow)."""
+  p, t = _broadcast("predictions", predictions, targets)
+  return jl.log_cosh(p, t, reduction="none")
 
 
 @_jit
@@ -228,21 +222,23 @@ def cosine_similarity(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  epsilon: ArrayLike = 0.0,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  epsilon: Numeric = 0.0,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  """Cosine similarity over ``axis``; squared norms are floored at ``epsilon``.
+  """Cosine similarity over ``axis``; squared norms are floored at ``epsilon`` (it may be traced).
 
   The gradient at a zero vector is 0 (optax: NaN), and a floored norm passes no
-  gradient (the minimum-norm subgradient of the floor at a tie).
+  gradient (the minimum-norm subgradient of the floor at a tie). No public loss
+  has optax's floor (``jl.cosine_embedding`` adds torch's ``1e-12``), so this is
+  written here with jaxloss's primitives.
   """
-  a = _float("cosine_similarity", "predictions", predictions, targets)
+  a = _float("predictions", predictions, targets)
   b = _like(a, _checks.floating("targets", targets))
   m = _mask(where, a.shape)
   a, b = jnp.where(m, a, 0), jnp.where(m, b, 0)
   axes = _axes(axis, a.ndim)
-  eps = jnp.asarray(epsilon).astype(a.dtype)
+  eps = _inputs.number("epsilon", epsilon, a.dtype)
 
   def norm(x):
     squared = jnp.sum(x * x, axis=axes)
@@ -256,8 +252,8 @@ def cosine_distance(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  epsilon: ArrayLike = 0.0,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  epsilon: Numeric = 0.0,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """``1 - cosine_similarity(...)``."""
@@ -268,64 +264,70 @@ def cosine_distance(
 
 
 @_jit
-def sigmoid_binary_cross_entropy(logits, labels):
-  """Elementwise sigmoid cross-entropy (``jl.binary_cross_entropy_with_logits`` per element); labels broadcast."""
-  x = _float("sigmoid_binary_cross_entropy", "logits", logits)
-  t = jnp.asarray(labels)
-  shape = jnp.broadcast_shapes(x.shape, t.shape)
-  return classification._sigmoid_cross_entropy(jnp.broadcast_to(x, shape), _like(x, t, shape))
-
-
-def _signed_margin(fn: str, predictor_outputs, targets) -> jax.Array:
-  s = _float(fn, "predictor_outputs", predictor_outputs)
-  y = jnp.asarray(targets)
-  shape = jnp.broadcast_shapes(s.shape, y.shape)
-  return jnp.broadcast_to(s, shape) * _like(s, y, shape)
+def sigmoid_binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
+  """Elementwise sigmoid cross-entropy: ``jl.binary_cross_entropy_with_logits`` per element; labels broadcast."""
+  x, t = _broadcast("logits", logits, labels)
+  return jl.binary_cross_entropy_with_logits(x, t, reduction="none")
 
 
 @_jit
 def hinge_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
-  """``max(0, 1 - s y)`` (``jl.hinge`` per element), gradient 0 at the hinge (optax: -0.5 y)."""
-  return jax.nn.relu(1 - _signed_margin("hinge_loss", predictor_outputs, targets))
+  """``max(0, 1 - s y)``: ``jl.hinge`` per element, gradient 0 at the hinge (optax: -0.5 y)."""
+  s, y = _broadcast("predictor_outputs", predictor_outputs, targets)
+  return jl.hinge(s, y, reduction="none")
 
 
 @_jit
 def perceptron_loss(predictor_outputs: ArrayLike, targets: ArrayLike) -> jax.Array:
-  """``max(0, -s y)``, gradient 0 at ``s y = 0``; shapes must be equal."""
-  fn = "perceptron_loss"
-  s, y = _float(fn, "predictor_outputs", predictor_outputs), jnp.asarray(targets)
+  """``max(0, -s y)``: ``jl.hinge`` with margin 0, gradient 0 at ``s y = 0``; shapes must be equal."""
+  s, y = _float("predictor_outputs", predictor_outputs), jnp.asarray(targets)
   _checks.same_shape(("predictor_outputs", s), ("targets", y))
-  return jax.nn.relu(-_signed_margin(fn, s, y))
+  return jl.hinge(s, _like(s, y), margin=0.0, reduction="none")
 
 
 @_jit
 def sparsemax_loss(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-  """Binary sparsemax loss ``sparse_plus(-x)`` for label 1, ``sparse_plus(x)`` for 0 (smooth)."""
-  x = _float("sparsemax_loss", "logits", logits)
+  """Binary sparsemax loss ``sparse_plus(-x)`` for label 1, ``sparse_plus(x)`` for 0 (smooth; no public loss)."""
+  x = _float("logits", logits)
   return jax.nn.sparse_plus(jnp.where(jnp.asarray(labels).astype(bool), -x, x))
+
+
+def _probability_cross_entropy(
+  logits: ArrayLike, labels: ArrayLike, axis: Axis, where: ArrayLike | None, epsilon: Numeric | None = None
+) -> jax.Array:
+  """``jl.cross_entropy`` (or ``jl.poly_cross_entropy``) with probability labels under optax's conventions.
+
+  Labels broadcast to the logits, ``axis`` may be a tuple (the classes are the
+  flattened axes) and ``where`` selects classes: the others get logit ``-inf``
+  and label 0, which jaxloss's cross-entropies count as exactly 0 with a zero
+  gradient, and an example with no class left has loss 0 (a masked example).
+  """
+  x = _float("logits", logits)
+  x, q, selected = _excluded(axis, where, (x, -jnp.inf), (_like(x, labels), 0.0))
+  if epsilon is None:
+    return jl.cross_entropy(x, q, where=selected, reduction="none")
+  return jl.poly_cross_entropy(x, q, epsilon=epsilon, where=selected, reduction="none")
 
 
 @_jit
 def safe_softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> jax.Array:
-  """Softmax cross-entropy over the last axis; ``0 * log 0 = 0`` for ``-inf`` logits with label 0."""
-  x, q, m = _softmax_inputs("safe_softmax_cross_entropy", logits, labels, -1, None)
-  return _softmax_cross_entropy(x, q, m)[0]
+  """Softmax cross-entropy over the last axis (``jl.cross_entropy``); ``0 * log 0 = 0`` for ``-inf`` logits."""
+  return _probability_cross_entropy(logits, labels, -1, None)
 
 
 @_jit
 def softmax_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """Softmax cross-entropy over ``axis`` with probability labels; ``where`` selects classes (or examples).
 
-  As ``jl.cross_entropy`` with probability labels: ``-inf`` logits with label 0
+  ``jl.cross_entropy`` with probability labels: ``-inf`` logits with label 0
   contribute 0 with a finite gradient, and an example with nothing selected has loss 0.
   """
-  x, q, m = _softmax_inputs("softmax_cross_entropy", logits, labels, axis, where)
-  return _softmax_cross_entropy(x, q, m)[0]
+  return _probability_cross_entropy(logits, labels, axis, where)
 
 
 @_jit
@@ -335,16 +337,20 @@ def softmax_cross_entropy_with_integer_labels(
   axis: Static[int | tuple[int, ...]] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  """Softmax cross-entropy with integer labels over ``axis`` (a tuple: flat indices into those axes)."""
-  fn = "softmax_cross_entropy_with_integer_labels"
+  """``jl.cross_entropy`` with integer labels over ``axis`` (a tuple: flat indices into those axes).
+
+  ``where`` selects classes; an example with none has loss 0, and a label on a
+  class outside ``where`` has probability 0: loss ``+inf`` (optax subtracts
+  that class's logit from the normaliser of the others).
+  """
   if not isinstance(axis, (int, tuple)):
-    raise ValueError(f"{_NAME}{fn}: `axis` must be an int or a tuple of ints, got {type(axis)}.")
+    raise ValueError(
+      f"{_checks.name()}: `axis` must be an int or a tuple of ints, got {type(axis)}."  # optax's ValueError
+    )
+  x = _float("logits", logits)
   y = _checks.integer("labels", labels)
-  x, m = _softmax_inputs(fn, logits, None, axis, where, labels_like_logits=False)
-  lse = classification._logsumexp_where(x, m)
-  picked = jnp.take_along_axis(x, y[..., None], axis=-1)[..., 0]
-  selected = jnp.any(m, axis=-1)
-  return jnp.where(selected, jnp.where(selected, lse, 0) - picked, 0)
+  x, selected = _excluded(axis, where, (x, -jnp.inf))
+  return jl.cross_entropy(x, y, where=selected, reduction="none")
 
 
 @_jit
@@ -356,7 +362,7 @@ def multiclass_hinge_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
 @_jit
 def multiclass_perceptron_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """``max_c s_c - s_y``; a tied maximum shares the gradient equally (the minimum-norm subgradient)."""
-  s = _float("multiclass_perceptron_loss", "scores", scores)
+  s = _float("scores", scores)
   y = _checks.integer("labels", labels)
   return _custom.max(s) - jnp.take_along_axis(s, y[..., None], axis=-1)[..., 0]
 
@@ -366,70 +372,71 @@ def poly_loss_cross_entropy(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
-  epsilon: ArrayLike = 2.0,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  epsilon: Numeric = 2.0,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  """PolyLoss-1: softmax cross-entropy ``+ epsilon * sum_c q_c (1 - p_c)``; ``epsilon`` may be traced."""
-  fn = "poly_loss_cross_entropy"
+  """PolyLoss-1: ``jl.poly_cross_entropy`` with probability labels; ``epsilon`` may be traced."""
   _checks.floating("labels", labels)
-  x, q, m = _softmax_inputs(fn, logits, labels, axis, where)
-  ce, lse = _softmax_cross_entropy(x, q, m)
-  log_p = jnp.where(m, x - jnp.where(jnp.isfinite(lse), lse, 0)[..., None], 0)
-  one_minus_p = jnp.sum(jnp.where(m, q * -jnp.expm1(log_p), 0), axis=-1)
-  return ce + jnp.asarray(epsilon).astype(ce.dtype) * one_minus_p
+  return _probability_cross_entropy(logits, labels, axis, where, epsilon)
 
 
-def _kl_terms(fn: str, log_predictions, targets, where, *, log_targets: bool) -> jax.Array:
-  lp = _float(fn, "log_predictions", log_predictions, targets)
+def _kl(
+  log_predictions: ArrayLike, targets: ArrayLike, axis: Axis, where: ArrayLike | None, *, log_targets: bool
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+  """``jl.kl_divergence`` per example over ``axis`` (int, tuple or None); ``where`` selects elements.
+
+  Elements outside ``where`` become absent classes (target 0, log-target
+  ``-inf``): exactly 0 with a zero gradient. Also returns the flattened
+  ``log_predictions``, targets and the element mask (None without ``where``).
+  """
+  lp = _float("log_predictions", log_predictions, targets)
   t = _like(lp, _checks.floating("log_targets" if log_targets else "targets", targets))
-  m = _mask(where, lp.shape)
-  lp, t = jnp.where(m, lp, 0), jnp.where(m, t, -jnp.inf if log_targets else 0)
-  log_t = t if log_targets else _custom.safe_log(t)
-  return divergence._relative_entropy_terms(log_t, lp), lp, t
+  m = None if where is None else _mask(where, lp.shape)  # broadcast as optax's sum(..., where=) does
+  lp, t, _ = _excluded(axis, m, (lp, 0.0), (t, -jnp.inf if log_targets else 0.0))
+  kl = jl.kl_divergence(lp, t, log_targets=log_targets, reduction="none")
+  return kl, lp, t, None if m is None else _classes_last(axis, m)[0]
 
 
 @_jit
 def kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  """``sum t (log t - log_predictions)`` over ``axis`` (``jl.kl_divergence``: 0, finite gradient, where t = 0)."""
-  terms, _, _ = _kl_terms("kl_divergence", log_predictions, targets, where, log_targets=False)
-  return jnp.sum(terms, axis=axis)
+  """``sum t (log t - log_predictions)`` over ``axis``: ``jl.kl_divergence`` (0, finite gradient, where t = 0)."""
+  return _kl(log_predictions, targets, axis, where, log_targets=False)[0]
 
 
 @_jit
 def kl_divergence_with_log_targets(
   log_predictions: ArrayLike,
   log_targets: ArrayLike,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  """``kl_divergence`` with log-space targets (``jl.kl_divergence(..., log_targets=True)``)."""
-  terms, _, _ = _kl_terms("kl_divergence_with_log_targets", log_predictions, log_targets, where, log_targets=True)
-  return jnp.sum(terms, axis=axis)
+  """``kl_divergence`` with log-space targets: ``jl.kl_divergence(..., log_targets=True)``."""
+  return _kl(log_predictions, log_targets, axis, where, log_targets=True)[0]
 
 
 @_jit
 def generalized_kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
-  """KL for unnormalised distributions: ``sum t (log t - log p) + p - t`` over ``axis``."""
-  terms, lp, t = _kl_terms("generalized_kl_divergence", log_predictions, targets, where, log_targets=False)
-  m = _mask(where, lp.shape)
-  return jnp.sum(terms + jnp.where(m, jnp.exp(lp) - t, 0), axis=axis)
+  """KL for unnormalised distributions: ``jl.kl_divergence`` ``+ sum(p - t)`` over ``axis``."""
+  kl, lp, t, m = _kl(log_predictions, targets, axis, where, log_targets=False)
+  rest = jnp.exp(lp) - t
+  return kl + jnp.sum(rest if m is None else jnp.where(m, rest, 0), axis=-1)
 
 
 def convex_kl_divergence(
   log_predictions: ArrayLike,
   targets: ArrayLike,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  axis: Axis = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """Deprecated alias of :func:`generalized_kl_divergence` (warns, as optax does)."""
@@ -437,7 +444,10 @@ def convex_kl_divergence(
   return generalized_kl_divergence(log_predictions, targets, axis=axis, where=where)
 
 
-def _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id):
+def _ctc_inputs(
+  logits: ArrayLike, logit_paddings: ArrayLike, labels: ArrayLike, label_paddings: ArrayLike
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """optax's checks and its paddings as lengths (``T - sum(paddings)``) for ``jl.ctc``."""
   x = _checks.floating("logits", logits)
   y = _checks.integer("labels", labels)
   if x.ndim != 3 or y.ndim != 2:
@@ -459,20 +469,21 @@ def ctc_loss_with_forward_probs(
   label_paddings: ArrayLike,
   *,
   blank_id: Static[int] = 0,
-  log_epsilon: ArrayLike = -1e5,
+  log_epsilon: Numeric = -1e5,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """CTC loss ``[B]`` and the forward log-probabilities ``[T, B, N + 1]`` (blank) and ``[T, B, N]`` (label).
+  """CTC loss ``[B]`` (``jl.ctc``) and forward log-probabilities ``[T, B, N + 1]`` (blank) and ``[T, B, N]`` (label).
 
-  From jaxloss's lattice (``jl.ctc``): unreachable states are exactly -inf, so
+  The forward variables come from jaxloss's lattice (``jaxloss._lattice``, the
+  recursion ``jl.ctc`` runs): unreachable states are exactly -inf, so
   ``log_epsilon`` is accepted and ignored. As in optax, the last blank row also
   holds the label that ends there.
   """
   del log_epsilon
-  x, y, logit_lengths, label_lengths = _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id)
+  x, y, logit_lengths, label_lengths = _ctc_inputs(logits, logit_paddings, labels, label_paddings)
   loss = jl.ctc(x, y, logit_lengths=logit_lengths, label_lengths=label_lengths, blank=blank_id, reduction="none")
-  lattice = sequence._lattice(x.astype(_checks.compute_dtype(x)), jnp.clip(y, 0, x.shape[-1] - 1), blank_id)
-  _, (blank, label) = sequence._alphas(*lattice, logit_lengths, keep=True)
-  last = jnp.concatenate([blank[-1, :, :1], sequence._log_sum_exp(blank[-1, :, 1:], label[-1])], axis=-1)
+  emissions = _lattice.emissions(x.astype(_checks.compute_dtype(x)), jnp.clip(y, 0, x.shape[-1] - 1), blank_id)
+  _, (blank, label) = _lattice.alphas(*emissions, logit_lengths, keep=True)
+  last = jnp.concatenate([blank[-1, :, :1], _lattice.log_sum_exp(blank[-1, :, 1:], label[-1])], axis=-1)
   return loss, blank.at[-1].set(last), label
 
 
@@ -484,11 +495,11 @@ def ctc_loss(
   label_paddings: ArrayLike,
   *,
   blank_id: Static[int] = 0,
-  log_epsilon: ArrayLike = -1e5,
+  log_epsilon: Numeric = -1e5,
 ) -> jax.Array:
   """CTC loss per sequence from paddings: ``jl.ctc(..., reduction="none")``; ``log_epsilon`` is ignored."""
   del log_epsilon
-  x, y, logit_lengths, label_lengths = _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id)
+  x, y, logit_lengths, label_lengths = _ctc_inputs(logits, logit_paddings, labels, label_paddings)
   return jl.ctc(x, y, logit_lengths=logit_lengths, label_lengths=label_lengths, blank=blank_id, reduction="none")
 
 
@@ -497,26 +508,22 @@ def sigmoid_focal_loss(
   logits: ArrayLike,
   labels: ArrayLike,
   *,
-  alpha: ArrayLike | None = None,
-  gamma: ArrayLike = 2.0,
+  alpha: Numeric | None = None,
+  gamma: Numeric = 2.0,
 ) -> jax.Array:
-  """Sigmoid focal loss elementwise (``jl.sigmoid_focal``); ``alpha=None`` disables the class balance."""
-  x = _float("sigmoid_focal_loss", "logits", logits)
-  t = jnp.asarray(labels)
-  shape = jnp.broadcast_shapes(x.shape, t.shape)
-  x, t = jnp.broadcast_to(x, shape), _like(x, t, shape)
-  gamma = jnp.asarray(gamma).astype(x.dtype)
-  loss = classification._sigmoid_cross_entropy(x, t) * jnp.exp(gamma * classification._log_one_minus_pt(x, t))
-  if alpha is None:
-    return loss
-  alpha = jnp.asarray(alpha).astype(x.dtype)
-  return (alpha * t + (1 - alpha) * (1 - t)) * loss
+  """Sigmoid focal loss elementwise: ``jl.sigmoid_focal`` per element; ``alpha=None`` disables the class balance.
+
+  ``alpha`` (at most 1) and ``gamma`` (non-negative) may be traced; a traced
+  negative ``alpha`` disables the balance, as ``jl.sigmoid_focal`` does.
+  """
+  x, t = _broadcast("logits", logits, labels)
+  return jl.sigmoid_focal(x, t, alpha=-1.0 if alpha is None else alpha, gamma=gamma, reduction="none")
 
 
 @_jit
 def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array:
   """Multiclass sparsemax loss ``<p, s> - s_y + (1 - |p|^2) / 2`` with ``p = sparsemax(s)``; gradient ``p - e_y``."""
-  s = _float("multiclass_sparsemax_loss", "scores", scores)
+  s = _float("scores", scores)
   y = _checks.integer("labels", labels)
   proba = jnp.vectorize(projections.projection_simplex, signature="(n)->(n)")(s)
   s_y = jnp.take_along_axis(s, y[..., None], axis=-1)[..., 0]
@@ -527,18 +534,20 @@ def multiclass_sparsemax_loss(scores: ArrayLike, labels: ArrayLike) -> jax.Array
 
 
 @_jit
-def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: ArrayLike = 0.07) -> jax.Array:
-  """NT-Xent averaged over positive pairs (a scalar): ``jl.ntxent`` weighted by each anchor's positives."""
-  fn = "ntxent"
-  x = _float(fn, "embeddings", embeddings)
+def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: Numeric = 0.07) -> jax.Array:
+  """NT-Xent averaged over positive pairs (a scalar): ``jl.ntxent`` weighted by each anchor's number of positives.
+
+  ``temperature > 0`` may be traced (a learned temperature).
+  """
+  x = _float("embeddings", embeddings)
   y = _checks.integer("labels", labels)
   if y.shape[0] != x.shape[0]:
     raise ValueError(
       f"Labels and embeddings must have the same leading dimension, found {y.shape[0]} for labels and"
       f" {x.shape[0]} for embeddings."
     )
-  loss, count = embedding._ntxent_per_anchor(x, y, jnp.ones(y.shape, bool), jnp.asarray(temperature).astype(x.dtype))
-  return _reduce.safe_divide(jnp.sum(loss * count), jnp.sum(count))
+  positives = jnp.sum(y[..., :, None] == y[..., None, :], axis=-1) - 1  # the same label, less the anchor itself
+  return jl.ntxent(x, y, temperature=temperature, weights=positives.astype(x.dtype))
 
 
 @_jit
@@ -547,25 +556,27 @@ def triplet_margin_loss(
   positives: ArrayLike,
   negatives: ArrayLike,
   axis: Static[int] = -1,
-  norm_degree: ArrayLike = 2,
-  margin: ArrayLike = 1.0,
-  eps: ArrayLike = 1e-6,
+  norm_degree: Numeric = 2,
+  margin: Numeric = 1.0,
+  eps: Numeric = 1e-6,
 ) -> jax.Array:
   """``max(0, d(a, p) - d(a, n) + margin)``, ``d(x, y) = (sum |x - y|^q + eps)^(1/q)`` over ``axis``.
 
-  Gradient 0 at the hinge (optax: 0.5). Options may be traced.
+  The hinge is ``jl.margin_ranking`` of the two distances; the distance is
+  optax's (``jl.triplet_margin`` has torch's ``||x - y + eps||_p`` and a static
+  degree). Gradient 0 at the hinge (optax: 0.5). Options may be traced.
   """
-  fn = "triplet_margin_loss"
-  a = _float(fn, "anchors", anchors, positives, negatives)
+  a = _float("anchors", anchors, positives, negatives)
   p = _like(a, _checks.floating("positives", positives))
   n = _like(a, _checks.floating("negatives", negatives))
-  q = jnp.asarray(norm_degree).astype(a.dtype)
-  eps = jnp.asarray(eps).astype(a.dtype)
+  q = _inputs.number("norm_degree", norm_degree, a.dtype)
+  shift = _inputs.number("eps", eps, a.dtype)
 
-  def distance(x, y):
-    return (jnp.sum(_custom.abs(x - y) ** q, axis=axis) + eps) ** (1 / q)
+  def distance(x: jax.Array, y: jax.Array) -> jax.Array:
+    return (jnp.sum(_custom.abs(x - y) ** q, axis=axis) + shift) ** (1 / q)
 
-  return jax.nn.relu(distance(a, p) - distance(a, n) + jnp.asarray(margin).astype(a.dtype))
+  closer, farther = distance(a, p), distance(a, n)
+  return jl.margin_ranking(farther, closer, jnp.ones_like(closer), margin=margin, reduction="none")
 
 
 # Ranking -----------------------------------------------------------------------------------------
@@ -580,23 +591,25 @@ def ranking_softmax_loss(
   weights: ArrayLike | None = None,
   reduce_fn: Static[Callable[..., ArrayLike] | None] = jnp.mean,
 ) -> jax.Array:
-  """Listwise softmax loss ``-sum_i y_i log softmax(s)_i`` per list (unnormalised labels, as optax).
+  """Listwise softmax loss ``-sum_i y_i log softmax(s)_i`` per list, with optax's unnormalised labels.
 
-  ``where`` masks items; lists with no valid item have loss 0 and leave the
-  mean (value and gradient 0, never NaN). ``reduce_fn`` is ``jnp.mean``,
+  ``jl.softmax_ranking`` (which normalises the labels) times each list's label
+  sum. ``where`` masks items; lists with no valid item have loss 0 and leave
+  the mean (value and gradient 0, never NaN). ``reduce_fn`` is ``jnp.mean``,
   ``jnp.sum`` (both through ``jaxloss``'s reduction) or any callable taking ``where=``.
   """
-  fn = "ranking_softmax_loss"
-  x, q, m = _softmax_inputs(fn, logits, labels, -1, where)
+  x, y = _broadcast("logits", logits, labels)
   if weights is not None:
-    q = q * _like(x, weights)
-  loss, _ = _softmax_cross_entropy(x, q, m)
-  lists = None if where is None else jnp.any(m, axis=-1)
+    y = y * _like(x, weights)
+  m = None if where is None else _mask(where, x.shape)
+  total = jnp.sum(y if m is None else jnp.where(m, y, 0), axis=-1)
+  loss = total * jl.softmax_ranking(x, y, where=m, reduction="none")
+  lists = None if m is None else jnp.any(m, axis=-1)
   if reduce_fn is jnp.mean or reduce_fn is jnp.sum:
     return _reduce.reduce(loss, reduction="mean" if reduce_fn is jnp.mean else "sum", where=lists)
   if reduce_fn is None:
-    return loss if lists is None else jnp.where(lists, loss, 0)
-  return reduce_fn(loss, where=lists)
+    return loss
+  return jnp.asarray(reduce_fn(loss, where=lists))
 
 
 # Segmentation ------------------------------------------------------------------------------------
@@ -607,19 +620,20 @@ def dice_loss(
   targets: ArrayLike,
   *,
   class_weights: ArrayLike | None = None,
-  smooth: ArrayLike = 1.0,
-  alpha: ArrayLike = 0.5,
-  beta: ArrayLike = 0.5,
+  smooth: Numeric = 1.0,
+  alpha: Numeric = 0.5,
+  beta: Numeric = 0.5,
   apply_softmax: bool = True,
   reduction: str = "mean",
   ignore_background: bool = False,
-  axis: ArrayLike | None = None,
+  axis: Axis = None,
 ) -> jax.Array:
-  """Tversky/Dice loss per example and class (``jl.tversky``), reduced over classes by ``reduction``.
+  """``jl.tversky`` per example and class, reduced over classes by ``reduction``.
 
   ``predictions`` are ``[B, ..., C]`` logits (softmax, or sigmoid for ``C = 1``)
   or probabilities with ``apply_softmax=False``; the ratio is over ``axis``
-  (default: the spatial axes). Options may be traced; a 0/0 ratio is a perfect score.
+  (default: the spatial axes). ``smooth``, ``alpha`` and ``beta`` (non-negative)
+  may be traced; a 0/0 ratio is a perfect score.
   """
   fn = _NAME + "dice_loss"
   p, t = jnp.asarray(predictions), jnp.asarray(targets)
@@ -628,7 +642,7 @@ def dice_loss(
   if t.ndim == p.ndim - 1:
     t = t[..., None]
   _checks.same_shape(("predictions", p), ("targets", t))
-  p = _float("dice_loss", "predictions", p)
+  p = _float("predictions", p)
   t = _like(p, t)
   if not apply_softmax:
     sums = jnp.sum(p, axis=-1)
@@ -638,19 +652,20 @@ def dice_loss(
         f" the class axis. Found sum range: [{jnp.min(sums):.6f}, {jnp.max(sums):.6f}]"
       )
   axes = tuple(range(1, p.ndim - 1)) if axis is None else _axes(axis, p.ndim)
+  weights = None
   if class_weights is not None:
-    class_weights = jnp.asarray(class_weights)
-    if class_weights.ndim != 1:
-      raise ValueError(f"{fn}: `class_weights` must have rank 1, got shape {class_weights.shape}.")
+    weights = jnp.asarray(class_weights)
+    if weights.ndim != 1:
+      raise ValueError(f"{fn}: `class_weights` must have rank 1, got shape {weights.shape}.")
   if reduction not in ("mean", "sum", "none"):
     raise ValueError(f"Unsupported reduction: {reduction}")
   return _dice(
     p,
     t,
-    class_weights,
-    smooth,
-    alpha,
-    beta,
+    weights,
+    smooth=smooth,
+    alpha=alpha,
+    beta=beta,
     apply_softmax=apply_softmax,
     reduction=reduction,
     ignore_background=ignore_background,
@@ -660,23 +675,22 @@ def dice_loss(
 
 @functools.partial(loss, public_name=_NAME + "dice_loss")
 def _dice(
-  p,
-  t,
-  class_weights,
-  smooth,
-  alpha,
-  beta,
+  p: jax.Array,
+  t: jax.Array,
+  class_weights: jax.Array | None,
   *,
+  smooth: Numeric,
+  alpha: Numeric,
+  beta: Numeric,
   apply_softmax: Static[bool],
   reduction: Static[str],
   ignore_background: Static[bool],
   axes: Static[tuple[int, ...]],
-):
+) -> jax.Array:
   """:func:`dice_loss` after validation, compiled once per shape (optax's tests call it eagerly on large images)."""
   if apply_softmax:
     p = jax.nn.sigmoid(p) if p.shape[-1] == 1 else jax.nn.softmax(p, axis=-1)
-  smooth, alpha, beta = (jnp.asarray(v).astype(p.dtype) for v in (smooth, alpha, beta))
-  loss = segmentation._tversky(p, t, axes, alpha, beta, smooth)
+  loss = jl.tversky(p, t, alpha=alpha, beta=beta, smooth=smooth, axis=axes, reduction="none")
   if class_weights is not None:
     loss = loss * _like(loss, class_weights)
   if ignore_background and p.shape[-1] > 1:
@@ -690,7 +704,7 @@ def multiclass_generalized_dice_loss(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  smooth: ArrayLike = 1.0,
+  smooth: Numeric = 1.0,
   apply_softmax: bool = True,
   ignore_background: bool = False,
 ) -> jax.Array:
@@ -716,7 +730,7 @@ def binary_dice_loss(
   predictions: ArrayLike,
   targets: ArrayLike,
   *,
-  smooth: ArrayLike = 1.0,
+  smooth: Numeric = 1.0,
   apply_sigmoid: bool = True,
 ) -> jax.Array:
   """Binary Dice loss per example: :func:`dice_loss` on one sigmoid channel."""
@@ -732,19 +746,19 @@ def binary_dice_loss(
 @_jit
 def smooth_labels(
   labels: ArrayLike,
-  alpha: ArrayLike,
+  alpha: Numeric,
   *,
-  axis: Static[int | tuple[int, ...] | None] = -1,
+  axis: Static[Axis] = -1,
   where: ArrayLike | None = None,
 ) -> jax.Array:
   """``(1 - alpha) * labels + alpha / C`` with ``C`` the number of (selected) classes along ``axis``."""
-  y = _float("smooth_labels", "labels", labels)
+  y = _float("labels", labels)
   if where is None:
     classes = jnp.asarray(math.prod(y.shape[a] for a in _axes(axis, y.ndim)), y.dtype)
   else:
     classes = jnp.sum(jnp.asarray(where), axis=axis, keepdims=True).astype(y.dtype)
-  alpha = jnp.asarray(alpha).astype(y.dtype)
-  return (1.0 - alpha) * y + alpha / classes
+  mix = _inputs.number("alpha", alpha, y.dtype)
+  return (1.0 - mix) * y + mix / classes
 
 
 def make_fenchel_young_loss(max_fun: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
@@ -755,7 +769,7 @@ def make_fenchel_young_loss(max_fun: Callable[..., jax.Array]) -> Callable[..., 
   """
   max_last = jnp.vectorize(max_fun, signature="(n)->()")
 
-  def fenchel_young_loss(scores, targets, *args, **kwargs):
+  def fenchel_young_loss(scores: ArrayLike, targets: ArrayLike, *args, **kwargs) -> jax.Array:
     s = jnp.asarray(scores)
     return max_last(s, *args, **kwargs) - jnp.sum(_like(s, targets) * s, axis=-1)
 
