@@ -5,7 +5,7 @@ taking the shared ``reduction`` / ``weights`` / ``where`` keywords. Import only
 from here: modules whose names start with ``_`` are private.
 """
 
-from jaxloss import train
+from jaxloss import metrics, train
 from jaxloss._checked import checked
 from jaxloss.classification import (
   binary_cross_entropy,
@@ -66,6 +66,7 @@ __all__ = (
   "mae",
   "mape",
   "margin_ranking",
+  "metrics",
   "mse",
   "msle",
   "multi_margin",
