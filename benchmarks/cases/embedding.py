@@ -129,7 +129,7 @@ CASES = [
     dtypes=("float32",),
     jnp=in_float32(_ntxent),
     optax=_optax_ntxent,
-    quick_sizes=((512, 128),),
+    quick_sizes=((256, 128),),
     smoke_size=(8, 4),
     flops=_ntxent_flops,
   ),
