@@ -13,6 +13,7 @@ import functools
 import inspect
 import itertools
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -226,3 +227,13 @@ def test_peak_memory_runs_each_implementation_in_its_own_process(capsys):
   assert "error" not in out
   rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
   assert set(rows) == {"jaxloss", "naive"} and rows["naive"][3] == "1.000"
+
+
+def test_python_m_jaxloss_prints_exact_zeros_in_aligned_columns(capsys):
+  from jaxloss import __main__ as demo
+
+  demo.main()
+  lines = capsys.readouterr().out.splitlines()
+  table = lines[lines.index(next(line for line in lines if line.startswith("gradient at the kink"))) :][:4]
+  assert not re.search(r"-0\.(?!\d)", "\n".join(lines)) and all(line.endswith("[0. 0. 0.]") for line in table[1:])
+  assert len({line.index("jaxloss" if i == 0 else "[0. 0. 0.]") for i, line in enumerate(table)}) == 1
