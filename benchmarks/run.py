@@ -161,9 +161,9 @@ def measure_variant(
 
 def probe(device: jax.Device, elements: int, budget: timing.Budget) -> dict[str, Any]:
   """Streaming bandwidth of this device, measured like the cases: a read-only sum and a triad."""
-  rng = np.random.default_rng(0)
-  x = jax.device_put(rng.standard_normal(elements, np.float32), device)
-  y = jax.device_put(rng.standard_normal(elements, np.float32), device)
+  rng = np.random.default_rng(0)  # uniform, not normal: drawing 10**8 normals costs seconds
+  x = jax.device_put(rng.random(elements, np.float32), device)
+  y = jax.device_put(rng.random(elements, np.float32), device)
   kernels = {
     "read": (lambda a: jnp.sum(a), (x,), 4 * elements),
     "triad": (lambda a, b: 2.0 * a + b, (x, y), 12 * elements),
@@ -261,15 +261,56 @@ def _ms(seconds: float | None) -> str:
 
 def _ratio(ratio: float | None, record: dict[str, Any]) -> str:
   if ratio is not None:
-    return f"{ratio:.2f}" + ("*" if ratio > timing.SLOWER else "")
-  return {"missing": "—", "error": "err"}.get(record["status"], "—")
+    return f"{ratio:.2f}" + ("*" if ratio > timing.SLOWER else " ")
+  return {"missing": "— ", "error": "err "}.get(record["status"], "— ")
+
+
+FOOTER = f"""\
+Columns (jaxloss's figures; one row per variant, id = family/case/dtype/mode/size):
+  ms       median time per call, over interleaved rounds (jaxloss and its peers alternate)
+  IQR      interquartile range of the rounds / the median: the noise of this figure
+  compile  trace + XLA compile of the jitted function (value_and_grad included), ms
+  GB/s     achieved bandwidth: the bytes a perfect kernel moves (each input read once, each gradient
+           written once; benchmarks/case.py) / the median time
+  %bw      GB/s as a fraction of the bandwidth probe above (same device, same run); over 100%: in cache
+  temp MB  XLA's temporary buffers for the compiled program (memory_analysis), MiB
+  /peer    jaxloss time / peer time, the median of per-round ratios: below 1 jaxloss is faster
+  *        slower than that peer by more than {timing.SLOWER - 1:.0%} in this run
+  —        the peer has no such loss (or no torch);  err: the peer failed (reason in --out FILE.json)
+A * here is one run's figure at this mode's sizes and under this machine's load: the README's
+headline table (bold = *) is the committed full run on a quiet machine at each case's largest size,
+and benchmarks/results/README.md gives the reason for each case slower there. Small, fast calls
+(under ~1 ms) and high load move ratios most: rerun with --filter and --min-rounds before concluding."""
+
+
+def summary(document: dict[str, Any]) -> str:
+  """How many variants jaxloss is ahead of, level with (within 5%) and behind each peer, per backend."""
+  ahead, behind = 2 - timing.SLOWER, timing.SLOWER
+  lines = [f"Summary, variants by jaxloss / peer: ahead (< {ahead:.2f}), level, behind (> {behind:.2f}, the * rows)"]
+  for backend in document["backends"]:
+    rows = [r for r in document["results"] if r["backend"] == backend["platform"]]
+    for peer in PEERS:
+      ratios = [r["ratios"][peer] for r in rows if r["ratios"][peer] is not None]
+      if not ratios:
+        lines.append(f"  {backend['platform']:<4} vs {peer:<6} no variant compared")
+        continue
+      n_ahead = sum(x < ahead for x in ratios)
+      n_behind = sum(x > behind for x in ratios)
+      cases = len({r["case"] for r in rows if r["ratios"][peer] is not None})
+      lines.append(
+        f"  {backend['platform']:<4} vs {peer:<6} {len(ratios):>3} variants ({cases:>2} cases):"
+        f" ahead {n_ahead:>3}, level {len(ratios) - n_ahead - n_behind:>3}, behind {n_behind:>3}"
+        f"  (median ratio {float(np.median(ratios)):.2f})"
+      )
+  return "\n".join(lines)
 
 
 def table(document: dict[str, Any]) -> str:
-  """The results as a fixed-width text table, one block per backend."""
+  """The results as a fixed-width text table, one block per backend, the column key and a summary."""
   lines = []
-  header = f"{'case':<50} {'ms':>8} {'IQR':>5} {'compile':>8} {'GB/s':>6} {'%bw':>5} {'temp MB':>8}" + "".join(
-    f" {'/' + p:>7}" for p in PEERS
+  width = max([len("case"), *(len(r["id"]) for r in document["results"])])
+  header = f"{'case':<{width}} {'ms':>8} {'IQR':>5} {'compile':>8} {'GB/s':>6} {'%bw':>5} {'temp MB':>8}" + "".join(
+    f" {'/' + p:>7} " for p in PEERS
   )
   for backend in document["backends"]:
     probe_record = backend["probe"]
@@ -283,23 +324,20 @@ def table(document: dict[str, Any]) -> str:
       ours = r["implementations"]["jaxloss"]
       name = r["id"]
       if ours["status"] != "ok":
-        lines.append(f"{name:<50} {ours['status']}: {ours['reason']}")
+        lines.append(f"{name:<{width}} {ours['status']}: {ours['reason']}")
         continue
       iqr = (ours["q3_s"] - ours["q1_s"]) / ours["median_s"]
       fraction = ours["bandwidth_fraction"]
       temp = ours["temp_bytes"]
+      compile_ms = (ours["trace_s"] + ours["compile_s"]) * 1e3
       lines.append(
-        f"{name:<50} {_ms(ours['median_s']):>8} {iqr:>5.0%} {_ms(ours['trace_s'] + ours['compile_s']):>8}"
+        f"{name:<{width}} {_ms(ours['median_s']):>8} {iqr:>5.0%} {compile_ms:>8.0f}"
         f" {ours['gbps']:>6.1f} {'—' if fraction is None else f'{fraction:.0%}':>5}"
         f" {'—' if temp is None else f'{temp / 2**20:.1f}':>8}"
-        + "".join(f" {_ratio(r['ratios'][p], r['implementations'][p]):>7}" for p in PEERS)
+        + "".join(f" {_ratio(r['ratios'][p], r['implementations'][p]):>8}" for p in PEERS)
       )
-  lines.append(
-    "\nms: median per call (jaxloss); IQR: interquartile range / median; compile: trace + XLA compile, ms;"
-    "\n/peer: jaxloss time / peer time, median of interleaved rounds"
-    f" (* = slower by more than {timing.SLOWER - 1:.0%}); — missing, err failed"
-  )
-  return "\n".join(lines)
+  lines += ["", FOOTER, "", summary(document)]
+  return "\n".join(line.rstrip() for line in lines)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -309,7 +347,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     " `python -m benchmarks report FILE.json ...` renders result files.",
   )
   size = parser.add_mutually_exclusive_group()
-  size.add_argument("--quick", action="store_true", help="a representative subset, under 2 minutes on 2 cores")
+  size.add_argument(
+    "--quick", action="store_true", help="a representative subset of every family (about a minute on 2 cores)"
+  )
   size.add_argument("--smoke", action="store_true", help="each case at its tiny smoke_size, 2 rounds (a check)")
   parser.add_argument("--filter", metavar="REGEX", help="only variants whose id (family/case/dtype/mode/size) matches")
   parser.add_argument("--out", metavar="FILE.json", help="write the results (schema: benchmarks/schema.json)")
@@ -318,8 +358,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
   parser.add_argument(
     "--torch-threads",
     type=int,
+    default=1,
     metavar="N",
-    help="torch's intra-op threads (default: torch's own choice); recorded in the JSON",
+    help="torch's intra-op threads (default 1, as the committed results; 0: torch's own choice); recorded in the JSON",
   )
   parser.add_argument("--min-rounds", type=int, metavar="N", help="at least N interleaved rounds per variant")
   parser.add_argument("--list", action="store_true", help="list the selected variant ids and exit")

@@ -33,6 +33,10 @@ def _logits_targets(rng, n):
   return rng.standard_normal(n, np.float32), (rng.random(n) < 0.5).astype(np.float32)
 
 
+def _probs_targets(rng, n):
+  return rng.uniform(0.01, 0.99, n).astype(np.float32), (rng.random(n) < 0.5).astype(np.float32)
+
+
 def _scores_signs(rng, n):
   return rng.standard_normal(n, np.float32), np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
 
@@ -63,6 +67,36 @@ def _crammer_singer(s, y):
   return jnp.mean(jax.nn.relu(1 + jnp.max(others, axis=-1) - s_y))
 
 
+def _log_probs_labels(rng, size):
+  logits, labels = _logits_labels(rng, size)
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(np.float32), labels
+
+
+def _logits_multilabel(rng, size):
+  """Logits ``[B, C]`` and 0/1 targets, about one class in four on."""
+  batch, classes = size
+  logits = (2 * rng.standard_normal((batch, classes), np.float32)).astype(np.float32)
+  return logits, (rng.random((batch, classes)) < 0.25).astype(np.float32)
+
+
+def _distances_signs(rng, n):
+  """Non-negative distances around the margin 1 and labels -1 / +1: both branches of the hinge are taken."""
+  return rng.uniform(0.0, 2.0, n).astype(np.float32), np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
+
+
+def _weston_watkins(s, y):
+  """The plain expression of ``multi_margin`` (p=1, margin=1): hinge of every other class, over C."""
+  s_y = jnp.take_along_axis(s, y[:, None], axis=-1)
+  others = ~jax.nn.one_hot(y, s.shape[-1], dtype=bool)
+  return jnp.mean(jnp.sum(jnp.where(others, jax.nn.relu(1 - s_y + s), 0), axis=-1) / s.shape[-1])
+
+
+def _softmax_focal(x, y, gamma):
+  log_p = jnp.take_along_axis(jax.nn.log_softmax(x, axis=-1), y[:, None], axis=-1)[:, 0]
+  return jnp.mean(-((1 - jnp.exp(log_p)) ** gamma) * log_p)
+
+
 def _multilabel_margin(s, y):
   """The plain expression: the targets before the first -1 (distinct here), a hinge over target / other pairs."""
   classes = s.shape[-1]
@@ -79,6 +113,14 @@ def _sigmoid_focal(x, t, alpha, gamma):
   return jnp.mean((alpha * t + (1 - alpha) * (1 - t)) * ce * (1 - p_t) ** gamma)
 
 
+def _torch_multi_margin(s, y):
+  return torch_functional().multi_margin_loss(s, y.long())
+
+
+def _torch_nll(q, y):
+  return torch_functional().nll_loss(q, y.long())
+
+
 def _torch_cross_entropy(x, y):
   return torch_functional().cross_entropy(x, y.long())
 
@@ -88,9 +130,9 @@ def _elementwise(name, loss, make, sizes, **kwargs) -> Case:
   return Case(name, "classification", loss, make, sizes=sizes, **kwargs)
 
 
-def _rowwise(name, loss, sizes, **kwargs) -> Case:
+def _rowwise(name, loss, sizes, make=_logits_labels, **kwargs) -> Case:
   kwargs.setdefault("smoke_size", (8, 16))
-  return Case(name, "classification", loss, _logits_labels, sizes=sizes, **kwargs)
+  return Case(name, "classification", loss, make, sizes=sizes, **kwargs)
 
 
 CASES = [
@@ -102,7 +144,6 @@ CASES = [
     optax=lambda x, y: jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(x, y)),
     torch=_torch_cross_entropy,
     quick_sizes=((1024, 8192),),
-    quick_dtypes=("float32", "bfloat16"),
   ),
   _rowwise(
     "cross_entropy-smoothing",
@@ -155,6 +196,18 @@ CASES = [
     torch=lambda x, t: torch_functional().binary_cross_entropy_with_logits(x, t),
   ),
   _elementwise(
+    "binary_cross_entropy",
+    jl.binary_cross_entropy,
+    _probs_targets,
+    sizes=(10**6, 10**7),
+    dtypes=("float32",),
+    jnp=in_float32(
+      lambda p, t: -jnp.mean(t * jnp.maximum(jnp.log(p), -100) + (1 - t) * jnp.maximum(jnp.log1p(-p), -100))
+    ),
+    torch=lambda p, t: torch_functional().binary_cross_entropy(p, t),
+    quick_sizes=(),
+  ),
+  _elementwise(
     "sigmoid_focal",
     jl.sigmoid_focal,
     _logits_targets,
@@ -172,6 +225,70 @@ CASES = [
     dtypes=("float32",),
     jnp=in_float32(lambda s, y: jnp.mean(jax.nn.relu(1 - y * s))),
     optax=lambda s, y: jnp.mean(optax.losses.hinge_loss(s, y)),
+    quick_sizes=(),
+  ),
+  _rowwise(
+    "nll",
+    jl.nll,
+    sizes=((1024, 8192),),
+    dtypes=("float32",),
+    jnp=in_float32(lambda q, y: -jnp.mean(jnp.take_along_axis(q, y[:, None], axis=-1))),
+    make=_log_probs_labels,
+    torch=_torch_nll,
+  ),
+  _rowwise(
+    "softmax_focal",
+    jl.softmax_focal,
+    sizes=((1024, 8192),),
+    dtypes=("float32",),
+    jnp=in_float32(lambda x, y: _softmax_focal(x, y, 2.0)),
+  ),
+  _rowwise(
+    "multi_margin",
+    jl.multi_margin,
+    sizes=((1024, 8192),),
+    dtypes=("float32",),
+    jnp=in_float32(_weston_watkins),
+    torch=_torch_multi_margin,
+  ),
+  Case(
+    "multilabel_soft_margin",
+    "classification",
+    jl.multilabel_soft_margin,
+    _logits_multilabel,
+    sizes=((1024, 8192),),
+    dtypes=("float32",),
+    jnp=in_float32(lambda x, t: jnp.mean(jnp.mean(t * jax.nn.softplus(-x) + (1 - t) * jax.nn.softplus(x), axis=-1))),
+    torch=lambda x, t: torch_functional().multilabel_soft_margin_loss(x, t),
+    smoke_size=(8, 16),
+  ),
+  _elementwise(
+    "soft_margin",
+    jl.soft_margin,
+    _scores_signs,
+    sizes=(10**6, 10**7),
+    dtypes=("float32",),
+    jnp=in_float32(lambda s, y: jnp.mean(jax.nn.softplus(-y * s))),
+    torch=lambda s, y: torch_functional().soft_margin_loss(s, y),
+    quick_sizes=(),
+  ),
+  _elementwise(
+    "squared_hinge",
+    jl.squared_hinge,
+    _scores_signs,
+    sizes=(10**6, 10**7),
+    dtypes=("float32",),
+    jnp=in_float32(lambda s, y: jnp.mean(jax.nn.relu(1 - y * s) ** 2)),
+    quick_sizes=(),
+  ),
+  _elementwise(
+    "hinge_embedding",
+    jl.hinge_embedding,
+    _distances_signs,
+    sizes=(10**6, 10**7),
+    dtypes=("float32",),
+    jnp=in_float32(lambda x, y: jnp.mean(jnp.where(y > 0, x, jax.nn.relu(1 - x)))),
+    torch=lambda x, y: torch_functional().hinge_embedding_loss(x, y),
     quick_sizes=(),
   ),
 ]

@@ -7,7 +7,8 @@ batch (a ``B x B x D`` matrix product, reported in GFLOP/s). Peers:
 torch's and jaxloss's to the difference: the values agree to ~1e-7 here) and
 ``optax.losses.ntxent`` (equal to jaxloss's mean when every label has one
 positive, as the pairs drawn here), torch's ``triplet_margin_loss``,
-``cosine_embedding_loss`` and ``margin_ranking_loss``.
+``cosine_embedding_loss`` and ``margin_ranking_loss``; neither has ``contrastive``
+(Hadsell et al.): its peer is the plain expression.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ def _scores_signs(rng, n):
 def _embeddings_pairs(rng, size):
   """Embeddings and labels in which every label appears exactly twice (SimCLR's two views)."""
   return rng.standard_normal(size, np.float32), rng.permutation(np.arange(size[0]) // 2).astype(np.int32)
+
+
+def _near_pairs_labels(rng, size):
+  """Pairs at distances around the margin 1 (so both branches are taken) and 0/1 similarity labels."""
+  x1 = rng.standard_normal(size, np.float32)
+  x2 = (x1 + rng.standard_normal(size, np.float32) / np.float32(np.sqrt(size[-1]))).astype(np.float32)
+  return x1, x2, (rng.random(size[0]) < 0.5).astype(np.float32)
+
+
+def _contrastive(x1, x2, y, margin=1.0):
+  squared = jnp.sum((x1 - x2) ** 2, axis=-1)
+  return jnp.mean(y * squared + (1 - y) * jax.nn.relu(margin - jnp.sqrt(squared)) ** 2)
 
 
 def _distance(x, y, eps=1e-6):
@@ -116,8 +129,19 @@ CASES = [
     dtypes=("float32",),
     jnp=in_float32(_ntxent),
     optax=_optax_ntxent,
-    quick_sizes=((512, 128),),
+    quick_sizes=((256, 128),),
     smoke_size=(8, 4),
     flops=_ntxent_flops,
+  ),
+  Case(
+    "contrastive",
+    "embedding",
+    jl.contrastive,
+    _near_pairs_labels,
+    sizes=_SIZES[1:2],
+    dtypes=("float32",),
+    jnp=in_float32(_contrastive),
+    smoke_size=(8, 4),
+    diff=(0, 1),
   ),
 ]

@@ -30,6 +30,12 @@ def _pairwise_logistic(s, y):
   return jnp.mean(jnp.sum(jnp.where(better, pair, 0), axis=(-2, -1)))  # summed over pairs, as rax
 
 
+def _pairwise_hinge(s, y):
+  better = y[..., :, None] > y[..., None, :]
+  pair = jax.nn.relu(1 - (s[..., :, None] - s[..., None, :]))
+  return jnp.mean(jnp.sum(jnp.where(better, pair, 0), axis=(-2, -1)))
+
+
 CASES = [
   Case(
     "softmax_ranking",
@@ -50,6 +56,16 @@ CASES = [
     sizes=((4096, 32),),
     dtypes=("float32",),
     jnp=in_float32(_pairwise_logistic),
+    smoke_size=(4, 8),
+  ),
+  Case(
+    "pairwise_hinge",
+    "ranking",
+    jl.pairwise_hinge,
+    _scores_clicks,
+    sizes=((4096, 32),),
+    dtypes=("float32",),
+    jnp=in_float32(_pairwise_hinge),
     smoke_size=(4, 8),
   ),
 ]

@@ -63,7 +63,7 @@ CASES = [
     optax=_optax,
     torch=_torch,
     dtypes=("float32",),
-    quick_sizes=((16, 500, 100, 1024),),
+    quick_sizes=((8, 250, 50, 1024),),
     smoke_size=(2, 12, 4, 6),
   ),
 ]
