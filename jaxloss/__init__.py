@@ -41,6 +41,7 @@ from jaxloss.regression import (
   rmse,
   smooth_l1,
 )
+from jaxloss.representation import clip, siglip, supcon
 from jaxloss.segmentation import dice, tversky
 from jaxloss.sequence import ctc
 
@@ -50,6 +51,7 @@ __all__ = (
   "binary_cross_entropy",
   "binary_cross_entropy_with_logits",
   "checked",
+  "clip",
   "contrastive",
   "cosine_embedding",
   "cross_entropy",
@@ -81,12 +83,14 @@ __all__ = (
   "poly_cross_entropy",
   "quantile",
   "rmse",
+  "siglip",
   "sigmoid_focal",
   "smooth_l1",
   "soft_margin",
   "softmax_focal",
   "softmax_ranking",
   "squared_hinge",
+  "supcon",
   "train",
   "triplet_margin",
   "tversky",
