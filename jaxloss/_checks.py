@@ -186,10 +186,3 @@ def debug_probabilities(**arrays: jax.Array) -> None:
   """Runtime check that each (unmasked) array holds probabilities, in [0, 1]."""
   for arg, x in arrays.items():
     debug_values(arg, x, lambda x=x: (x >= 0) & (x <= 1), "in [0, 1]")
-
-
-def static_number(arg: str, value) -> float:
-  """Transitional: a numeric option that must be a concrete number (until its loss traces it)."""
-  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-    raise TypeError(f"{name()}: `{arg}` must be a concrete number (it is a compile-time option), got {value!r}.")
-  return float(value)

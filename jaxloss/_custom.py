@@ -18,10 +18,13 @@ rows at -inf with a zero gradient.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxloss._api import is_array
 
 
 @jax.custom_jvp
@@ -432,3 +435,24 @@ def _root_mean_square_jvp(axes, primals, tangents):
   safe_total = jnp.where(total > 0, total, 1)
   dy = jnp.sum(w * ratio * (dp - dt), axis=axes) + 0.5 * jnp.sum(dw * (ratio * ratio - 1), axis=axes) * y
   return y, jnp.where(positive & (total > 0), dy / safe_total, 0)
+
+
+def softcapped(x: jax.Array, softcap) -> jax.Array:
+  """``softcap * tanh(x / softcap)`` (Gemma 2's logit soft-capping); ``x`` itself for None or inf (the limit).
+
+  ``softcap`` is None, a Python number (folded into the program) or a traced
+  0-d array, whose inf is exactly no capping (value and derivatives). Shared by
+  :func:`jaxloss.cross_entropy` and :func:`jaxloss.linear_cross_entropy`, whose
+  blocks differentiate it with ``jax.vjp`` (plain autodiff: the derivative is
+  ``1 - tanh**2`` in ``x`` and ``tanh - (x / softcap) (1 - tanh**2)`` in ``softcap``).
+  """
+  if softcap is None or (not is_array(softcap) and softcap == math.inf):
+    return x
+  if not is_array(softcap):
+    return softcap * jnp.tanh(x / softcap)
+  capped = jnp.isfinite(softcap)
+  cap = jnp.where(capped, softcap, jnp.ones((), softcap.dtype))
+  # An infinite logit reaches tanh as itself: x / cap would make the derivative in cap 0 * inf.
+  infinite = jnp.isinf(x)
+  ratio = jnp.where(infinite, x, jnp.where(infinite, jnp.zeros((), x.dtype), x) / cap)
+  return jnp.where(capped, cap * jnp.tanh(ratio), x)

@@ -20,8 +20,6 @@ Labels under a False ``where`` or equal to ``ignore_index`` are never read.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
@@ -207,20 +205,6 @@ def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
     alpha = jnp.where(on, alpha, jnp.zeros((), alpha.dtype))  # the double where: -inf never reaches the product
     return jnp.where(on, alpha * t + (1 - alpha) * (1 - t), 1) * loss
   return (alpha * t + (1 - alpha) * (1 - t)) * loss if alpha >= 0 else loss
-
-
-def _softcapped(x: jax.Array, softcap) -> jax.Array:
-  """``softcap * tanh(x / softcap)`` (Gemma 2's logit soft-capping); ``x`` itself for None or inf (the limit)."""
-  if softcap is None or _inputs.is_constant(softcap, math.inf):
-    return x
-  if not _inputs.is_array(softcap):
-    return softcap * jnp.tanh(x / softcap)
-  capped = jnp.isfinite(softcap)
-  cap = jnp.where(capped, softcap, jnp.ones((), softcap.dtype))
-  # An infinite logit reaches tanh as itself: x / cap would make the derivative in cap 0 * inf.
-  infinite = jnp.isinf(x)
-  ratio = jnp.where(infinite, x, jnp.where(infinite, jnp.zeros((), x.dtype), x) / cap)
-  return jnp.where(capped, cap * jnp.tanh(ratio), x)
 
 
 def _plus_z_loss(loss: jax.Array, lse: jax.Array, z_loss) -> jax.Array:
@@ -428,7 +412,7 @@ def cross_entropy(
   z_loss = _inputs.number("z_loss", z_loss, x.dtype, lambda z: z >= 0, "a non-negative number")
   if softcap is not None:
     softcap = _inputs.number("softcap", softcap, x.dtype, lambda c: c > 0, "None or positive", infinite_ok=True)
-  x = _softcapped(x, softcap)
+  x = _custom.softcapped(x, softcap)
   class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
   if probabilities:
     q = _smoothed(t, label_smoothing)

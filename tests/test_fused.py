@@ -14,6 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from jax.experimental import checkify
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxloss as jl
 
@@ -221,15 +223,27 @@ ERRORS = [
     ValueError,
     FN + r"`labels` must have shape \(3,\) \(hidden\.shape\[:-1\]\), got labels\.shape=\(3, 1\)",
   ),
-  (dict(labels=jnp.zeros(3)), TypeError, FN + r"`labels` must be an integer array, got dtype float32"),
+  (
+    dict(labels=jnp.zeros(3)),
+    ValueError,
+    FN + r"floating `labels` \(probabilities\) must have shape \(3, 5\) \(hidden\.shape\[:-1\] and the classes",
+  ),
+  (dict(labels=jnp.zeros((3, 5)), ignore_index=-100), ValueError, FN + r"`ignore_index` applies to integer labels"),
   (dict(hidden=jnp.ones((3, 4), jnp.int32)), TypeError, FN + r"`hidden` must be a floating-point array"),
   (dict(hidden=jnp.ones(())), ValueError, FN + r"`hidden` must have a feature axis"),
-  (dict(bias=jnp.ones(4)), ValueError, FN + r"`bias` must have shape \(5,\) \(weight\.shape\[0\]\), got bias\.shape"),
+  (dict(bias=jnp.ones(4)), ValueError, FN + r"`bias` must have shape \(5,\) \(the classes of `weight`\), got bias"),
+  (dict(weight=jnp.ones((5, 4)), weight_layout="dv"), ValueError, FN + r"`weight` must have shape \[D, V\] with D = "),
+  (dict(weight_layout="kernel"), ValueError, FN + r"`weight_layout` must be 'vd' or 'dv', got 'kernel'"),
+  (dict(ordering="auto"), ValueError, FN + r"`ordering` must be None, 'tokens' or 'vocabulary', got 'auto'"),
+  (dict(ordering="tokens", reduction="none"), ValueError, FN + r"`ordering='tokens'` needs reduction 'mean' or"),
+  (dict(softcap=0.0), ValueError, FN + r"`softcap` must be None or positive, got 0\.0"),
+  (dict(label_smoothing=float("nan")), ValueError, FN + r"`label_smoothing` must be in \[0, 1\], got nan"),
+  (dict(class_weights=jnp.ones(4)), ValueError, FN + r"`class_weights` must have shape \(5,\)"),
   (dict(chunk_size=0), ValueError, FN + r"`chunk_size` must be a positive int or None, got 0"),
   (dict(chunk_size=2.0), ValueError, r"`chunk_size` must be a positive int or None"),
   (dict(label_smoothing=1.5), ValueError, FN + r"`label_smoothing` must be in \[0, 1\], got 1\.5"),
   (dict(z_loss=-1.0), ValueError, FN + r"`z_loss` must be a non-negative number, got -1\.0"),
-  (dict(ignore_index=1.0), ValueError, FN + r"`ignore_index` must be an int or None, got 1\.0"),
+  (dict(ignore_index=1.0), TypeError, FN + r"`ignore_index` must be None or an int, got 1\.0"),
   (dict(weights=jnp.ones(4)), ValueError, r"`weights` must broadcast to the shape of the per-example loss \(3,\)"),
   (dict(reduction="avg"), ValueError, r"`reduction` must be one of 'mean', 'sum', 'none', got 'avg'"),
 ]
@@ -256,56 +270,224 @@ def test_checked_reports_labels_out_of_range():
   jl.checked(jl.linear_cross_entropy)(hidden, weight, jnp.array([0, 9, 1]), where=jnp.array([True, False, True]))
 
 
-def _naive(hidden, weight, labels, *, bias, reduction, weights, where, z_loss=0.0, **options):
-  """The naive path: the logits, then :func:`jaxloss.cross_entropy` (and the z-loss from the logits' lse)."""
-  logits = jnp.matmul(hidden, weight.T)
-  if bias is not None:
-    logits = logits + jnp.broadcast_to(bias, logits.shape)
-  if not z_loss:
-    return jl.cross_entropy(logits, labels, reduction=reduction, weights=weights, where=where, **options)
-  per_token = jl.cross_entropy(logits, labels, reduction="none", **options)
-  per_token = per_token + z_loss * jnp.square(jax.nn.logsumexp(logits, axis=-1))
-  kept = where & (labels != options.get("ignore_index", IGNORE))
-  weighted = jnp.where(kept, weights * per_token, 0)
-  count = jnp.sum(jnp.where(kept, weights, 0))
-  mean = jnp.sum(weighted) / jnp.where(count > 0, count, 1)  # all ignored: 0, as jaxloss
-  return {"none": weighted, "sum": jnp.sum(weighted), "mean": mean}[reduction]
+# Every option on every path against the naive path, cross_entropy(hidden @ weight.T + bias, ...) ----------------------
+
+# (labels, weight layout, ordering of mean and sum): each path and layout with both kinds of labels.
+PATHS = [("int", "vd", "tokens"), ("int", "dv", "vocabulary"), ("probs", "vd", "vocabulary"), ("probs", "dv", "tokens")]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_matches_naive_path_over_random_shapes(seed):
-  """Acceptance: value and gradients equal ``cross_entropy(hidden @ weight.T + bias, ...)``, 1e-5 f32, 1e-10 f64."""
+def _every_option(seed):
+  """A random problem with every option: class weights, smoothing, z-loss and soft-capping (traced), bias, masks."""
+  kind, layout, ordering = PATHS[seed]
   rng = np.random.default_rng(100 + seed)
-  batch = tuple(rng.integers(1, 5, size=rng.integers(1, 4)))
+  batch = tuple(int(n) for n in rng.integers(1, 5, size=rng.integers(1, 3)))
   d, v = int(rng.integers(2, 10)), int(rng.integers(3, 40))
-  chunk = [None, int(rng.integers(1, v + 4))][seed % 2]
-  p = _problem(seed, batch, d, v, ignore=True)
-  options = {"label_smoothing": float(rng.choice([0.0, 0.15])), "ignore_index": IGNORE}
-  if seed >= 2:
-    options["z_loss"] = 1e-2
+  p = _problem(seed, batch, d, v, ignore=kind == "int")
+  if kind == "probs":
+    logits = rng.normal(size=(*batch, v))
+    p["labels"] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  p["class_weights"] = rng.uniform(0.5, 2.0, size=v)
+  p["options"] = {"label_smoothing": 0.15, "z_loss": 1e-2, "softcap": 3.0}
+  return p, layout, ordering, int(rng.integers(1, v + 4))
 
-  def all_reductions(fn, dtype):
-    labels, where = jnp.asarray(p["labels"]), jnp.asarray(p["where"])
-    weights = jnp.asarray(p["weights"], dtype)
 
-    def each(hidden, weight, bias):
-      return [
-        fn(hidden, weight, labels, bias=bias, reduction=r, weights=weights, where=where, **options)
-        for r in ("mean", "sum", "none")
-      ]
+def _all_reductions(fn, p, dtype, diff_labels):
+  """Values of the three reductions and the gradients of each with respect to every floating input and option."""
+  static = {"ignore_index": IGNORE} if not diff_labels else {}
+  where = jnp.asarray(p["where"])
 
-    def total(args, r):
-      out = each(*args)[r]
-      return jnp.sum(out * jnp.arange(1, out.size + 1, dtype=dtype).reshape(out.shape))  # distinct per-token cotangents
+  def each(args):
+    hidden, weight, bias, class_weights, labels, options, _ = args
+    kw = dict(bias=bias, class_weights=class_weights, weights=args[-1], where=where, **options, **static)
+    return [fn(hidden, weight, labels, reduction=r, **kw) for r in ("mean", "sum", "none")]
 
-    args = tuple(jnp.asarray(p[k], dtype) for k in ("hidden", "weight", "bias"))
-    run = jax.jit(lambda a: (each(*a), [jax.grad(total)(a, r) for r in range(3)]))
-    return run(args)
+  def total(args):
+    # One gradient of a combination with distinct coefficients per reduction and per token (one backward pass).
+    mean, sum_, none = each(args)
+    return mean + 0.37 * sum_ + jnp.sum(none * jnp.linspace(0.1, 1.0, none.size, dtype=dtype).reshape(none.shape))
 
-  fused = functools.partial(jl.linear_cross_entropy, chunk_size=chunk)
+  floats = lambda x: jnp.asarray(x, dtype)
+  labels = floats(p["labels"]) if diff_labels else jnp.asarray(p["labels"])
+  args = tuple(floats(p[k]) for k in ("hidden", "weight", "bias", "class_weights"))
+  args += (labels, jax.tree.map(floats, p["options"]), floats(p["weights"]))
+  argnums = tuple(range(len(args))) if diff_labels else (0, 1, 2, 3, 5, 6)
+
+  def run(args):
+    return each(args), jax.grad(lambda *a: total(a), argnums=argnums)(*args)
+
+  return jax.jit(lambda args: run(args))(args)
+
+
+@pytest.mark.parametrize("seed", range(len(PATHS)), ids=["-".join(p) for p in PATHS])
+def test_matches_naive_path_with_every_option_on_every_ordering(seed):
+  """Acceptance: value and gradients (hidden, weight, bias, class weights, probability targets, the traced
+  smoothing, z-loss and soft-cap, weights) equal ``cross_entropy(hidden @ weight.T + bias, ...)``, 1e-5 f32,
+  1e-10 f64."""
+  p, layout, ordering, chunk = _every_option(seed)
+  diff_labels = p["labels"].dtype.kind == "f"
+
+  def fused(hidden, weight, labels, reduction, **kw):
+    chosen = ordering if reduction != "none" else None  # "none" always streams over the vocabulary
+    w = weight.T if layout == "dv" else weight  # a [D, V] kernel, the layout a Flax Dense keeps
+    return jl.linear_cross_entropy(
+      hidden, w, labels, reduction=reduction, chunk_size=chunk, ordering=chosen, weight_layout=layout, **kw
+    )
+
+  def naive(hidden, weight, labels, *, bias, **kw):
+    logits = jnp.matmul(hidden, weight.T)
+    return jl.cross_entropy(logits + jnp.broadcast_to(bias, logits.shape), labels, **kw)
+
   for dtype, rtol, atol in ((jnp.float32, 1e-5, 1e-6), (jnp.float64, 1e-10, 1e-12)):
     with jax.enable_x64(dtype == jnp.float64):
-      got, want = all_reductions(fused, dtype), all_reductions(_naive, dtype)
+      got, want = _all_reductions(fused, p, dtype, diff_labels), _all_reductions(naive, p, dtype, diff_labels)
       for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         assert g.dtype == dtype
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+def test_traced_option_gradients_match_finite_differences_on_both_orderings():
+  p = _problem(12, (5,), 4, 9)
+  names = ("label_smoothing", "z_loss", "softcap")
+  with jax.enable_x64(True):
+    hidden, weight, bias = (jnp.asarray(p[k]) for k in ("hidden", "weight", "bias"))
+    labels = jnp.asarray(p["labels"])
+
+    @jax.jit
+    def both(values):
+      options = dict(zip(names, values, strict=True))
+      call = lambda o: jl.linear_cross_entropy(hidden, weight, labels, bias=bias, ordering=o, chunk_size=4, **options)
+      return jnp.stack([call("tokens"), call("vocabulary")])
+
+    at = jnp.array([0.2, 0.05, 2.5])
+    jacobian = jax.jacrev(both)(at)
+    step = 1e-6
+    for k in range(3):
+      e = jnp.zeros(3).at[k].set(step)
+      np.testing.assert_allclose(jacobian[:, k], (both(at + e) - both(at - e)) / (2 * step), rtol=1e-6, atol=1e-9)
+    assert np.all(np.abs(np.asarray(jacobian)) > 1e-4)  # every option matters here
+
+
+# torch's F.linear_cross_entropy: class weights (also with label smoothing) and probability targets ------------------
+
+
+@pytest.mark.parametrize("kind", ["int", "probs"])
+def test_class_weights_and_probability_targets_match_torch_linear_cross_entropy(kind):
+  p = _problem(13, (7,), 4, 11, ignore=kind == "int")
+  rng = np.random.default_rng(13)
+  class_weights = rng.uniform(0.2, 3.0, size=11)
+  if kind == "probs":
+    logits = rng.normal(size=(7, 11))
+    p["labels"] = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  t = {k: torch.tensor(p[k], requires_grad=True) for k in ("hidden", "weight", "bias")}
+  labels = torch.tensor(p["labels"])
+  static = {"ignore_index": IGNORE} if kind == "int" else {}
+  combos = [("mean", None), ("mean", "vocabulary"), ("sum", None), ("sum", "vocabulary"), ("none", None)]
+  scale = np.linspace(0.5, 1.5, 7)  # distinct per-token cotangents for reduction="none"
+
+  def coefficient(k, out, as_array):
+    return (k + 1) * (out if out.ndim == 0 else out * as_array(scale))
+
+  wants = []
+  for reduction, _ in combos:
+    want = F.linear_cross_entropy(
+      t["hidden"], t["weight"], labels, linear_bias=t["bias"], weight=torch.tensor(class_weights),
+      reduction=reduction, label_smoothing=0.1, **static,
+    )  # fmt: skip
+    wants.append(want)
+  total = sum(coefficient(k, w, torch.tensor).sum() for k, w in enumerate(wants))
+  want_grads = torch.autograd.grad(total, list(t.values()))
+
+  def ours(h, w, b):
+    outs = [
+      jl.linear_cross_entropy(
+        h,
+        w,
+        jnp.asarray(p["labels"]),
+        bias=b,
+        class_weights=jnp.asarray(class_weights),
+        reduction=reduction,
+        label_smoothing=0.1,
+        ordering=ordering,
+        chunk_size=4,
+        **static,
+      )
+      for reduction, ordering in combos
+    ]
+    return sum(jnp.sum(coefficient(k, out, jnp.asarray)) for k, out in enumerate(outs)), outs
+
+  with jax.enable_x64(True):
+    args = tuple(jnp.asarray(p[k]) for k in ("hidden", "weight", "bias"))
+    grads, values = jax.jit(jax.grad(ours, argnums=(0, 1, 2), has_aux=True))(*args)
+    for value, want in zip(values, wants, strict=True):
+      np.testing.assert_allclose(value, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for g, wg in zip(grads, want_grads, strict=True):
+      np.testing.assert_allclose(g, wg.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# Reliability (issue 13) --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ordering", ["tokens", "vocabulary"])
+def test_out_of_range_label_gives_nan_with_a_zero_gradient_as_cross_entropy(ordering):
+  hidden, weight, labels = jnp.eye(3, 4), jnp.ones((3, 4)) + jnp.eye(3, 4), jnp.array([3, 0, 1])
+  per_token = jl.linear_cross_entropy(hidden, weight, labels, reduction="none")
+  assert np.isnan(per_token[0]) and np.all(np.isfinite(per_token[1:]))
+  loss = lambda h, w: jl.linear_cross_entropy(h, w, labels, ordering=ordering, chunk_size=2)
+  naive = lambda h, w: jl.cross_entropy(h @ w.T, labels)
+  value, (d_hidden, d_weight) = jax.value_and_grad(loss, argnums=(0, 1))(hidden, weight)
+  assert np.isnan(value)
+  assert np.all(np.asarray(d_hidden[0]) == 0)
+  want = jax.grad(naive, argnums=(0, 1))(hidden, weight)
+  np.testing.assert_allclose(d_hidden, want[0], rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(d_weight, want[1], rtol=1e-6, atol=1e-7)
+
+
+def test_empty_batch_gives_zero_with_a_zero_gradient():
+  hidden, weight, labels = jnp.zeros((0, 4)), jnp.ones((3, 4)), jnp.zeros(0, int)
+  assert float(jl.linear_cross_entropy(hidden, weight, labels)) == 0.0
+  assert float(jl.linear_cross_entropy(hidden, weight, labels, reduction="sum")) == 0.0
+  assert jl.linear_cross_entropy(hidden, weight, labels, reduction="none").shape == (0,)
+  d_weight = jax.grad(jl.linear_cross_entropy, argnums=1)(hidden, weight, labels)
+  assert d_weight.shape == (3, 4) and np.all(np.asarray(d_weight) == 0)
+
+
+# Sharded paths: shard_map over the vocabulary, tokens sharded in the types (1-device meshes here; the 8-device
+# checks are tests/sharding_check.py) -------------------------------------------------------------------------------
+
+
+def test_vocab_parallel_and_token_sharded_paths_take_every_option():
+  p = _problem(14, (6,), 3, 8, ignore=True)
+  rng = np.random.default_rng(14)
+  class_weights = jnp.asarray(rng.uniform(0.5, 2.0, size=8), jnp.float32)
+  options = {"label_smoothing": 0.1, "z_loss": 1e-2, "softcap": 2.0, "ignore_index": IGNORE}
+  hidden, weight, bias, weights = (jnp.asarray(p[k], jnp.float32) for k in ("hidden", "weight", "bias", "weights"))
+  labels, where = jnp.asarray(p["labels"]), jnp.asarray(p["where"])
+  per_token = {"weights": weights, "where": where, "class_weights": class_weights}
+
+  def naive(h, w, b):
+    return jl.cross_entropy(h @ w.T + b[None, :], labels, reduction="sum", **per_token, **options)
+
+  model = jax.make_mesh((1,), ("model",))
+
+  @functools.partial(jax.shard_map, mesh=model, in_specs=(P(), P("model"), P("model")), out_specs=P())
+  def vocab_parallel(h, w, b):
+    kw = {**per_token, "class_weights": class_weights}
+    return jl.linear_cross_entropy(h, w, labels, bias=b, axis_name="model", reduction="sum", **kw, **options)
+
+  data = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+  by_tokens = NamedSharding(data, P("data"))
+
+  def token_sharded(h, w, b):
+    kw = {k: jax.device_put(v, by_tokens) for k, v in per_token.items() if k != "class_weights"}
+    y = jax.device_put(labels, by_tokens)
+    return jl.linear_cross_entropy(h, w, y, bias=b, class_weights=class_weights, reduction="sum", **kw, **options)
+
+  want = jax.value_and_grad(naive, argnums=(0, 1, 2))(hidden, weight, bias)
+  by_vocab = NamedSharding(model, P("model"))
+  inputs = {vocab_parallel: (hidden, jax.device_put(weight, by_vocab), jax.device_put(bias, by_vocab))}
+  replicated = NamedSharding(data, P())
+  inputs[token_sharded] = (jax.device_put(hidden, by_tokens), *(jax.device_put(x, replicated) for x in (weight, bias)))
+  for fn, args in inputs.items():
+    got = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))(*args)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+      np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

@@ -3,7 +3,7 @@
 import numpy as np
 
 import jaxloss as jl
-from registry import Case
+from registry import Case, Option
 
 D, V = 4, 7  # V is not a multiple of the chunk size below, so the short last block is covered.
 
@@ -38,13 +38,18 @@ CASES = [
     shared=(1,),
   ),
   Case(
-    "linear_cross_entropy-bias-smoothing-zloss",
+    "linear_cross_entropy-bias-smoothing-zloss-softcap",
     jl.linear_cross_entropy,
     _tokens,
     _extremes,
-    kwargs={"chunk_size": 4, "bias": _BIAS, "label_smoothing": 0.1, "z_loss": 1e-2},
+    kwargs={"chunk_size": 4, "bias": _BIAS},
     diff=(0, 1),
     forward_mode=False,
     shared=(1,),
+    options={
+      "label_smoothing": Option(0.1, invalid=1.5),
+      "z_loss": Option(1e-2, invalid=-1.0),
+      "softcap": Option(3.0, invalid=-1.0),
+    },
   ),
 ]
