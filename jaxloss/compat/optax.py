@@ -171,7 +171,7 @@ def _excluded(axis: Axis, where: ArrayLike | None, *named: tuple[jax.Array, floa
   if where is None:
     return (*_classes_last(axis, *arrays), None)
   w = jnp.asarray(where)
-  if w.ndim != arrays[0].ndim:
+  if w.ndim != arrays[0].ndim and axis is not None:
     w = jnp.expand_dims(w, axis)
   *flat, m = _classes_last(axis, *arrays, _mask(w, arrays[0].shape))
   out = tuple(jnp.where(m, x, jnp.asarray(fill, x.dtype)) for x, (_, fill) in zip(flat, named, strict=True))
