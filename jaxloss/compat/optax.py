@@ -6,7 +6,10 @@ Change one import::
 
 Every public name of ``optax.losses`` is here with optax's signature, defaults
 and per-element output shape (no ``reduction``: these return what optax
-returns). Options such as ``delta`` or ``epsilon`` may be traced, as in optax.
+returns). Numeric options (``delta``, ``epsilon``, ``gamma``, ``temperature``,
+``margin``, ...) may be traced, as in optax: a Python number is a compile-time
+constant (validated as the public loss validates it, e.g. ``delta > 0``), an
+array or tracer is an input (``jax.vmap`` and ``jax.grad`` over it work).
 The values are optax's; the gradients and edges are jaxloss's:
 
 * kinks take the minimum-norm subgradient: ``hinge_loss`` / ``perceptron_loss``
@@ -21,12 +24,21 @@ The values are optax's; the gradients and edges are jaxloss's:
   are -inf, so ``log_epsilon`` is accepted and ignored, and a label sequence
   that cannot fit is ``+inf`` with gradient 0;
 * ``triplet_margin_loss`` takes ``|a - p|`` to the power ``norm_degree`` (a
-  p-norm for every degree; optax's value differs for odd degrees).
+  p-norm for every degree; optax's value differs for odd degrees);
+* ``softmax_cross_entropy_with_integer_labels`` gives ``+inf`` for a label on a
+  class outside ``where`` (probability 0; optax: the other classes' normaliser
+  minus that class's logit).
 
-Inputs are computed in float32 at least (half precision is promoted), as in
-every jaxloss loss. Each function is ``jax.jit``-compiled with its non-array
-options (``axis``, ``blank_id``, ``reduce_fn``) static. optax's own loss tests
-run against this module in ``tests/test_optax_suite.py``.
+Each function adapts optax's conventions (implicit broadcasting, tuple axes,
+a per-element ``where``, paddings instead of lengths) and calls a public loss
+(``jl.cross_entropy``, ``jl.huber``, ``jl.ctc``, ...) with ``reduction="none"``;
+those with no public counterpart (optax's floored cosine similarity, sparsemax,
+multiclass perceptron, label smoothing, Fenchel-Young) use jaxloss's private
+primitives (``jaxloss._custom``, ``_reduce``, ``_lattice``), never a family
+module's helpers. Inputs are computed in float32 at least (half precision is
+promoted), as in every jaxloss loss. Each function is ``jax.jit``-compiled
+with its structural options (``axis``, ``blank_id``, ``reduce_fn``) static.
+optax's own loss tests run against this module in ``tests/test_optax_suite.py``.
 
 Example:
   >>> import jax
