@@ -558,8 +558,12 @@ def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: Numeric = 0.07
       f"Labels and embeddings must have the same leading dimension, found {y.shape[0]} for labels and"
       f" {x.shape[0]} for embeddings."
     )
-  positives = jnp.sum(y[..., :, None] == y[..., None, :], axis=-1) - 1  # the same label, less the anchor itself
-  return jl.ntxent(x, y, temperature=temperature, weights=positives.astype(x.dtype))
+  # Each anchor's positives: the others with its label. Written as jl.ntxent counts them, so XLA computes the
+  # count once (common subexpressions): the weights cost nothing.
+  same = y[..., :, None] == y[..., None, :]
+  others = jnp.broadcast_to(~jnp.eye(y.shape[-1], dtype=bool), same.shape)
+  positives = jnp.sum(same & others, axis=-1).astype(x.dtype)
+  return jl.ntxent(x, y, temperature=temperature, weights=positives)
 
 
 @_jit
