@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 # The CTC lattice of labels l_0 .. l_{N-1} has N + 1 blank states (blank n comes before label n) and N label
 # states, kept as two arrays [B, N + 1] and [B, N] so no step interleaves or gathers. Log-probabilities are
@@ -35,12 +36,12 @@ def log_sum_exp(*terms: jax.Array) -> jax.Array:
   return jnp.where(reachable, jnp.log(jnp.where(reachable, total, 1)) + shift, -jnp.inf)
 
 
-def prepend(x: jax.Array, fill: jax.Array) -> jax.Array:
+def prepend(x: jax.Array, fill: ArrayLike) -> jax.Array:
   """``x`` with ``fill`` prepended along the last axis (entry n + 1 is ``x[..., n]``)."""
   return jnp.concatenate([jnp.broadcast_to(fill, (*x.shape[:-1], 1)), x], axis=-1)
 
 
-def append(x: jax.Array, fill: jax.Array) -> jax.Array:
+def append(x: jax.Array, fill: ArrayLike) -> jax.Array:
   """``x`` with ``fill`` appended along the last axis."""
   return jnp.concatenate([x, jnp.broadcast_to(fill, (*x.shape[:-1], 1))], axis=-1)
 

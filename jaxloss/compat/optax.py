@@ -6,7 +6,10 @@ Change one import::
 
 Every public name of ``optax.losses`` is here with optax's signature, defaults
 and per-element output shape (no ``reduction``: these return what optax
-returns). Options such as ``delta`` or ``epsilon`` may be traced, as in optax.
+returns). Numeric options (``delta``, ``epsilon``, ``gamma``, ``temperature``,
+``margin``, ...) may be traced, as in optax: a Python number is a compile-time
+constant (validated as the public loss validates it, e.g. ``delta > 0``), an
+array or tracer is an input (``jax.vmap`` and ``jax.grad`` over it work).
 The values are optax's; the gradients and edges are jaxloss's:
 
 * kinks take the minimum-norm subgradient: ``hinge_loss`` / ``perceptron_loss``
@@ -21,12 +24,21 @@ The values are optax's; the gradients and edges are jaxloss's:
   are -inf, so ``log_epsilon`` is accepted and ignored, and a label sequence
   that cannot fit is ``+inf`` with gradient 0;
 * ``triplet_margin_loss`` takes ``|a - p|`` to the power ``norm_degree`` (a
-  p-norm for every degree; optax's value differs for odd degrees).
+  p-norm for every degree; optax's value differs for odd degrees);
+* ``softmax_cross_entropy_with_integer_labels`` gives ``+inf`` for a label on a
+  class outside ``where`` (probability 0; optax: the other classes' normaliser
+  minus that class's logit).
 
-Inputs are computed in float32 at least (half precision is promoted), as in
-every jaxloss loss. Each function is ``jax.jit``-compiled with its non-array
-options (``axis``, ``blank_id``, ``reduce_fn``) static. optax's own loss tests
-run against this module in ``tests/test_optax_suite.py``.
+Each function adapts optax's conventions (implicit broadcasting, tuple axes,
+a per-element ``where``, paddings instead of lengths) and calls a public loss
+(``jl.cross_entropy``, ``jl.huber``, ``jl.ctc``, ...) with ``reduction="none"``;
+those with no public counterpart (optax's floored cosine similarity, sparsemax,
+multiclass perceptron, label smoothing, Fenchel-Young) use jaxloss's private
+primitives (``jaxloss._custom``, ``_reduce``, ``_lattice``), never a family
+module's helpers. Inputs are computed in float32 at least (half precision is
+promoted), as in every jaxloss loss. Each function is ``jax.jit``-compiled
+with its structural options (``axis``, ``blank_id``, ``reduce_fn``) static.
+optax's own loss tests run against this module in ``tests/test_optax_suite.py``.
 
 Example:
   >>> import jax
@@ -171,7 +183,7 @@ def _excluded(axis: Axis, where: ArrayLike | None, *named: tuple[jax.Array, floa
   if where is None:
     return (*_classes_last(axis, *arrays), None)
   w = jnp.asarray(where)
-  if w.ndim != arrays[0].ndim:
+  if w.ndim != arrays[0].ndim and axis is not None:
     w = jnp.expand_dims(w, axis)
   *flat, m = _classes_last(axis, *arrays, _mask(w, arrays[0].shape))
   out = tuple(jnp.where(m, x, jnp.asarray(fill, x.dtype)) for x, (_, fill) in zip(flat, named, strict=True))
@@ -546,8 +558,12 @@ def ntxent(embeddings: ArrayLike, labels: ArrayLike, temperature: Numeric = 0.07
       f"Labels and embeddings must have the same leading dimension, found {y.shape[0]} for labels and"
       f" {x.shape[0]} for embeddings."
     )
-  positives = jnp.sum(y[..., :, None] == y[..., None, :], axis=-1) - 1  # the same label, less the anchor itself
-  return jl.ntxent(x, y, temperature=temperature, weights=positives.astype(x.dtype))
+  # Each anchor's positives: the others with its label. Written as jl.ntxent counts them, so XLA computes the
+  # count once (common subexpressions): the weights cost nothing.
+  same = y[..., :, None] == y[..., None, :]
+  others = jnp.broadcast_to(~jnp.eye(y.shape[-1], dtype=bool), same.shape)
+  positives = jnp.sum(same & others, axis=-1).astype(x.dtype)
+  return jl.ntxent(x, y, temperature=temperature, weights=positives)
 
 
 @_jit
