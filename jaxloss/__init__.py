@@ -7,6 +7,7 @@ from here: modules whose names start with ``_`` are private.
 
 from jaxloss import metrics, train
 from jaxloss._checked import checked
+from jaxloss.calibration import brier, confidence_penalty, entropy, mmce, soft_binned_ece
 from jaxloss.classification import (
   binary_cross_entropy,
   binary_cross_entropy_with_logits,
@@ -27,7 +28,7 @@ from jaxloss.classification import (
 from jaxloss.divergence import js_divergence, kl_divergence
 from jaxloss.embedding import contrastive, cosine_embedding, margin_ranking, ntxent, triplet_margin
 from jaxloss.fused import linear_cross_entropy
-from jaxloss.ranking import pairwise_hinge, pairwise_logistic, softmax_ranking
+from jaxloss.ranking import approx_ndcg, listmle, pairwise_hinge, pairwise_logistic, softmax_ranking
 from jaxloss.regression import (
   gaussian_nll,
   huber,
@@ -43,18 +44,24 @@ from jaxloss.regression import (
 )
 from jaxloss.segmentation import dice, tversky
 from jaxloss.sequence import ctc
+from jaxloss.surrogates import auc_surrogate, smooth_ap, soft_fbeta
 
 __version__ = "0.1.0"
 
 __all__ = (
+  "approx_ndcg",
+  "auc_surrogate",
   "binary_cross_entropy",
   "binary_cross_entropy_with_logits",
+  "brier",
   "checked",
+  "confidence_penalty",
   "contrastive",
   "cosine_embedding",
   "cross_entropy",
   "ctc",
   "dice",
+  "entropy",
   "gaussian_nll",
   "hinge",
   "hinge_embedding",
@@ -62,11 +69,13 @@ __all__ = (
   "js_divergence",
   "kl_divergence",
   "linear_cross_entropy",
+  "listmle",
   "log_cosh",
   "mae",
   "mape",
   "margin_ranking",
   "metrics",
+  "mmce",
   "mse",
   "msle",
   "multi_margin",
@@ -82,7 +91,10 @@ __all__ = (
   "quantile",
   "rmse",
   "sigmoid_focal",
+  "smooth_ap",
   "smooth_l1",
+  "soft_binned_ece",
+  "soft_fbeta",
   "soft_margin",
   "softmax_focal",
   "softmax_ranking",

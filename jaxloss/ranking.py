@@ -171,3 +171,138 @@ def softmax_ranking(
   cross_entropy = jnp.sum(jnp.where(valid, y * (normaliser[..., None] - s), 0), axis=-1)
   loss = _reduce.safe_divide(cross_entropy, total)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=total > 0)
+
+
+@loss
+def approx_ndcg(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  temperature: Numeric = 1.0,
+  k: Static[int | None] = None,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""ApproxNDCG: one minus NDCG with each item's rank replaced by a sum of sigmoids of score differences.
+
+  .. math::
+    \ell = 1 - \frac{1}{\mathrm{IDCG@k}} \sum_i \frac{(2^{y_i} - 1)\, c_i}{\log_2(1 + \hat r_i)}, \quad
+    \hat r_i = 1 + \sum_{j \ne i} \sigma\Big(\frac{s_j - s_i}{T}\Big), \quad
+    c_i = \sigma\Big(\frac{\bar r_k - \hat r_i}{T}\Big)
+
+  over the valid items of a list, with ``T`` = ``temperature``; ``\bar r_k`` is
+  the midpoint of the ``k``-th and ``(k+1)``-th smallest approximate ranks
+  (no gradient), ``c_i = 1`` without ``k`` or when the list has at most ``k``
+  valid items, and IDCG@k the exact DCG@k of the ideal order. As ``T -> 0``
+  (without tied scores) the loss is one minus the exact NDCG@k.
+
+  Args:
+    scores: floating ``[..., L]``, one score per list item.
+    labels: graded relevance labels (``>= 0``) of the same shape, any real dtype.
+    temperature: ``T > 0`` and finite, the sigmoid's width in score units. May
+      be traced (a 0-d array or tracer, differentiable); a traced non-positive
+      or non-finite temperature gives a meaningless value
+      (:func:`jaxloss.checked` reports it).
+    k: the NDCG cutoff (an int >= 1), or None (default) for the whole list.
+    reduction: ``"mean"`` (default, over lists with a relevant item), ``"sum"``
+      or ``"none"``.
+    weights: optional per-list weights broadcastable to ``[...]``.
+    where: optional boolean item mask broadcastable to ``[..., L]``.
+
+  Returns:
+    A scalar, or ``[...]`` (one value per list) for ``reduction="none"``, in
+    ``[0, 1]`` up to the relaxation.
+
+  Edges: smooth; tied scores count half a rank each. Metric: NDCG@k (gains
+  ``2^y - 1``, discount ``1 / log2(1 + rank)``). Matches
+  ``rax.approx_t12n(rax.ndcg_metric, temperature)(scores, labels, topn=k)``
+  plus 1 (rax returns ``-NDCG``: the same gradient); lists without a relevant
+  item have loss 0 and leave the mean (rax counts them as 0). Reference: Qin,
+  Liu and Li, "A General Approximation Framework for Direct Optimization of
+  Information Retrieval Measures", Information Retrieval 2010.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.approx_ndcg(jnp.array([-1.0, 1.0, 0.0]), jnp.array([0.0, 0.0, 1.0])))
+    0.36907023
+  """
+  if k is not None:
+    _checks.option("k", k, _checks.is_int(k) and k >= 1, "None or an int >= 1")
+  s, y, valid = _lists(scores, labels, where)
+  temperature = _inputs.number("temperature", temperature, s.dtype, lambda t: t > 0, "a positive number")
+  n = s.shape[-1]
+  others = valid[..., None, :] & jnp.broadcast_to(~jnp.eye(n, dtype=bool), (*s.shape, n))
+  rank = 1 + jnp.sum(jnp.where(others, jax.nn.sigmoid((s[..., None, :] - s[..., :, None]) / temperature), 0), -1)
+  gain = jnp.where(valid, jnp.exp2(y) - 1, 0)
+  count = jnp.sum(valid, axis=-1)
+  weight = jnp.ones_like(s)
+  if k is not None and k < n:
+    # rax's approx_cutoff: the cut between the k-th and (k+1)-th approximate ranks, a constant for the gradient.
+    ordered = jnp.sort(jnp.where(valid, jax.lax.stop_gradient(rank), jnp.inf), axis=-1)
+    cut = (ordered[..., k - 1] + ordered[..., k]) / 2
+    cut = jnp.where(count > k, cut, 0)
+    weight = jnp.where((count > k)[..., None], jax.nn.sigmoid((cut[..., None] - rank) / temperature), 1)
+  dcg = jnp.sum(jnp.where(valid, gain * weight / jnp.log2(1 + rank), 0), axis=-1)
+  top = n if k is None else min(k, n)
+  ideal_gain = -jnp.sort(-gain, axis=-1)[..., :top]
+  discount = jnp.reshape(1 / jnp.log2(jnp.arange(2, top + 2, dtype=s.dtype)), (1,) * (s.ndim - 1) + (top,))
+  ideal = jnp.sum(ideal_gain * discount, axis=-1)
+  per_list = jnp.where(ideal > 0, 1 - _reduce.safe_divide(dcg, ideal), 0)
+  return _reduce.reduce(per_list, reduction=reduction, weights=weights, where=ideal > 0)
+
+
+@loss
+def listmle(
+  scores: ArrayLike,
+  labels: ArrayLike,
+  *,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""ListMLE: the negative log-likelihood of the label order under the Plackett-Luce model of the scores.
+
+  .. math::
+    \ell = \sum_{r=1}^{L} \Big(\log \sum_{q \ge r} e^{s_{\pi(q)}} - s_{\pi(r)}\Big)
+
+  with ``\pi`` the valid items sorted by decreasing label (equal labels in
+  list order).
+
+  Args:
+    scores: floating ``[..., L]``, one score per list item.
+    labels: relevance labels of the same shape (any real dtype).
+    reduction: ``"mean"`` (default, over lists with at least two valid
+      items), ``"sum"`` or ``"none"``.
+    weights: optional per-list weights broadcastable to ``[...]``.
+    where: optional boolean item mask broadcastable to ``[..., L]``; masked
+      items leave the permutation.
+
+  Returns:
+    A scalar, or ``[...]`` (one value per list) for ``reduction="none"``.
+
+  Edges: smooth; ``O(L^2)`` memory per list (each item's suffix is a masked
+  logsumexp). Equal labels are ordered by position, as a stable sort (rax
+  sorts them likewise without a ``key``). Metric: stands in for the ranking
+  metrics (NDCG, MAP) through the likelihood of the ideal permutation. Per
+  list, equal to ``rax.listmle_loss``. Reference: Xia et al., "Listwise
+  Approach to Learning to Rank: Theory and Algorithm", ICML 2008.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> print(jl.listmle(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0])))
+    0.6931472
+  """
+  s, y, valid = _lists(scores, labels, where)
+  n = s.shape[-1]
+  position = jnp.arange(n)
+  # j is at or after i in the label order: a lower label, or an equal one at or after i's position.
+  later = (y[..., None, :] < y[..., :, None]) | (
+    (y[..., None, :] == y[..., :, None]) & jnp.broadcast_to(position[None, :] >= position[:, None], (*s.shape, n))
+  )
+  later = later & valid[..., None, :] & valid[..., :, None]
+  suffix = _custom.logsumexp(jnp.broadcast_to(s[..., None, :], (*s.shape, n)), later, axis=-1)
+  per_list = jnp.sum(jnp.where(valid, jnp.where(valid, suffix, 0) - s, 0), axis=-1)
+  return _reduce.reduce(per_list, reduction=reduction, weights=weights, where=jnp.sum(valid, axis=-1) >= 2)

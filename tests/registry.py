@@ -67,6 +67,9 @@ class Case:
       ignored ones), or None: the mean is ``sum(w * l) / sum(w * count_weights)``.
     where_on_items: ``where`` masks items of the first input (list items of a
       ranking loss) while ``weights`` still broadcast to the per-example loss.
+    items: the positional input whose shape ``where`` has when
+      ``where_on_items`` (0: the scores of a ranking list; 1: the labels
+      ``[..., N]`` of a set of class scores ``[..., N, C]``).
     separable: masking one entry of the per-example loss leaves the others
       unchanged. False when ``where`` removes items from a set the loss is
       computed over (ranking lists, the batch of ``ntxent``): the weighted mean
@@ -94,6 +97,7 @@ class Case:
   where_on_inputs: bool = False
   count_weights: Callable[[Args], Any] | None = None
   where_on_items: bool = False
+  items: int = 0
   separable: bool = True
   forward_mode: bool = True
   shared: tuple[int, ...] = ()

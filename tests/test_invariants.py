@@ -59,7 +59,9 @@ def _call(case, args, array_kwargs, **kw):
 
 
 def _where_shape(case, args, loss_shape):
-  return np.shape(args[0]) if case.where_on_inputs or case.where_on_items else loss_shape
+  if case.where_on_items:
+    return np.shape(args[case.items])
+  return np.shape(args[0]) if case.where_on_inputs else loss_shape
 
 
 def _mask_shape(case, args, loss_shape):

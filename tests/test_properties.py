@@ -41,7 +41,9 @@ def _jax(args, dtype):
 
 
 def _where_shape(case, args, loss_shape):
-  return np.shape(args[0]) if case.where_on_inputs or case.where_on_items else loss_shape
+  if case.where_on_items:
+    return np.shape(args[case.items])
+  return np.shape(args[0]) if case.where_on_inputs else loss_shape
 
 
 def _weights_shape(case, args, loss_shape):

@@ -53,3 +53,48 @@ CASES = [
     smoke_size=(4, 8),
   ),
 ]
+
+
+def _graded(rng, size):
+  return rng.standard_normal(size, np.float32), rng.integers(0, 4, size).astype(np.float32)
+
+
+def _approx_ndcg(s, y, temperature=1.0):
+  above = jax.nn.sigmoid((s[..., None, :] - s[..., :, None]) / temperature)
+  rank = 1 + jnp.sum(jnp.where(jnp.eye(s.shape[-1], dtype=bool)[None], 0, above), -1)
+  gain = jnp.exp2(y) - 1
+  ideal = jnp.sum(-jnp.sort(-gain, -1) / jnp.log2(jnp.arange(2, s.shape[-1] + 2, dtype=s.dtype))[None], -1)
+  return jnp.mean(1 - jnp.sum(gain / jnp.log2(1 + rank), -1) / ideal)
+
+
+def _listmle(s, y):
+  order = jnp.argsort(-y, axis=-1, stable=True)
+  sorted_scores = jnp.take_along_axis(s, order, -1)
+  suffix = jax.lax.cumlogsumexp(sorted_scores, axis=sorted_scores.ndim - 1, reverse=True)
+  return jnp.mean(jnp.sum(suffix - sorted_scores, -1))
+
+
+CASES += [
+  Case(
+    "approx_ndcg",
+    "ranking",
+    jl.approx_ndcg,
+    _graded,
+    sizes=((1024, 128),),
+    dtypes=("float32",),
+    jnp=_approx_ndcg,
+    quick_sizes=((1024, 128),),
+    smoke_size=(4, 8),
+  ),
+  Case(
+    "listmle",
+    "ranking",
+    jl.listmle,
+    _graded,
+    sizes=((4096, 32), (1024, 256)),
+    dtypes=("float32",),
+    jnp=_listmle,
+    quick_sizes=((4096, 32),),
+    smoke_size=(4, 8),
+  ),
+]

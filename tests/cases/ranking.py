@@ -38,3 +38,16 @@ CASES = [
   Case("pairwise_logistic", jl.pairwise_logistic, _lists, _list_extremes, **LISTS),
   Case("softmax_ranking", jl.softmax_ranking, _lists, _list_extremes, **LISTS),
 ]
+
+CASES += [
+  Case(
+    "approx_ndcg-k",
+    jl.approx_ndcg,
+    _lists,
+    _list_extremes,
+    kwargs={"k": 3},
+    options={"temperature": Option(0.5, invalid=0.0)},
+    **LISTS,
+  ),
+  Case("listmle", jl.listmle, _lists, _list_extremes, **LISTS),
+]
