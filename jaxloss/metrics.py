@@ -16,7 +16,7 @@ per-list weights, scikit-learn's ``sample_weight``), and returns a scalar in
 float32 (float64 when a floating input is float64, or for integer inputs when
 x64 is enabled). Each matches scikit-learn's function, or an exhaustive NumPy
 reference where scikit-learn has none; the docstrings state the tie rule.
-Scores containing NaN (unmasked) give NaN for the score-based metrics.
+An unmasked NaN score gives NaN in :func:`roc_auc`, :func:`average_precision` and the ranking metrics.
 """
 
 from __future__ import annotations

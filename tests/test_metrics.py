@@ -105,21 +105,24 @@ def test_roc_auc_edges():
   close(per_task, [sklearn.metrics.roc_auc_score(y, s) for s, y in zip(BIN_SCORES, BIN_LABELS, strict=True)])
 
 
-# Lists [7, 6] with ties; item masks keep at least 2 items per list; the last list has no relevant item.
+# Lists [8, 6] with ties; item masks keep at least 2 items per list but the first, which is masked whole (it
+# leaves the mean); the last list has no relevant item (it scores 0 and counts).
 L = 6
-LIST_SCORES = RNG.integers(0, 4, (7, L)) / 3
-LIST_LABELS = RNG.integers(0, 3, (7, L)) * (RNG.random((7, L)) < 0.6)
+LIST_SCORES = RNG.integers(0, 4, (8, L)) / 3
+LIST_LABELS = RNG.integers(0, 3, (8, L)) * (RNG.random((8, L)) < 0.6)
 LIST_LABELS[-1] = 0
-LIST_MASK = RNG.random((7, L)) < 0.8
+LIST_MASK = RNG.random((8, L)) < 0.8
 LIST_MASK[:, :2] = True
-LIST_WEIGHTS = RNG.random(7) + 0.5
+LIST_MASK[0] = False
+LIST_WEIGHTS = RNG.random(8) + 0.5
+KEPT = slice(1, None)  # the lists the references see
 
 
 @pytest.mark.parametrize("k", [None, 3])
 def test_ndcg_matches_sklearn_with_tie_averaging(k):
   s, y, m, w = LIST_SCORES, LIST_LABELS.astype(np.float64), LIST_MASK, LIST_WEIGHTS
-  per_list = [sklearn.metrics.ndcg_score(y[i, m[i]][None], s[i, m[i]][None], k=k) for i in range(len(s))]
-  close(metrics.ndcg(s, y, k=k, weights=w, where=m), np.average(per_list, weights=w))
+  per_list = [sklearn.metrics.ndcg_score(y[i, m[i]][None], s[i, m[i]][None], k=k) for i in range(len(s))[KEPT]]
+  close(metrics.ndcg(s, y, k=k, weights=w, where=m), np.average(per_list, weights=w[KEPT]))
 
 
 def _over_tie_breaks(s, y, metric):
@@ -136,18 +139,12 @@ def _reciprocal_rank(ranked):
 @pytest.mark.parametrize("k", [2, 4, 8])
 def test_mrr_and_precision_at_k_are_means_over_tie_breaking_orders(k):
   s, y, m, w = LIST_SCORES, LIST_LABELS, LIST_MASK, LIST_WEIGHTS
-  precision = [_over_tie_breaks(s[i, m[i]], y[i, m[i]], lambda r: np.sum(r[:k] > 0) / k) for i in range(len(s))]
-  close(metrics.precision_at_k(s, y, k=k, weights=w, where=m), np.average(precision, weights=w))
+  lists = range(len(s))[KEPT]
+  precision = [_over_tie_breaks(s[i, m[i]], y[i, m[i]], lambda r: np.sum(r[:k] > 0) / k) for i in lists]
+  close(metrics.precision_at_k(s, y, k=k, weights=w, where=m), np.average(precision, weights=w[KEPT]))
   if k == 2:
-    reciprocal = [_over_tie_breaks(s[i, m[i]], y[i, m[i]], _reciprocal_rank) for i in range(len(s))]
-    close(metrics.mrr(s, y, weights=w, where=m), np.average(reciprocal, weights=w))
-
-
-def test_ranking_metrics_leave_out_empty_lists():
-  s, y = jnp.asarray(LIST_SCORES), jnp.asarray(LIST_LABELS)
-  empty = jnp.zeros((7, L), bool).at[0].set(True)
-  for fn, kw in ((metrics.ndcg, {}), (metrics.mrr, {}), (metrics.precision_at_k, {"k": 2})):
-    close(fn(s, y, where=empty, **kw), fn(s[:1], y[:1], **kw))
+    reciprocal = [_over_tie_breaks(s[i, m[i]], y[i, m[i]], _reciprocal_rank) for i in lists]
+    close(metrics.mrr(s, y, weights=w, where=m), np.average(reciprocal, weights=w[KEPT]))
 
 
 # Probabilities on a grid (0.25 steps): confidences tie and fall on bin edges.
@@ -172,9 +169,9 @@ def test_calibration_matches_sklearn_calibration_curve(binning, strategy, bins):
   else:
     conf, correct = PROBS[m].max(-1), PROBS[m].argmax(-1) == CAL_LABELS[m]
     prob_true, prob_pred = sklearn.calibration.calibration_curve(correct, conf, n_bins=bins, strategy=strategy)
-  edges = (
-    np.linspace(0, 1, bins + 1) if binning == "equal_width" else np.percentile(conf, np.linspace(0, 100, bins + 1))
-  )
+  # the edges and counts as calibration_curve computes them (its quantiles are linspace(0, 1) * 100, exactly)
+  quantiles = np.linspace(0, 1, bins + 1)
+  edges = quantiles if binning == "equal_width" else np.percentile(conf, quantiles * 100)
   counts = np.bincount(np.searchsorted(edges[1:-1], conf), minlength=bins)
   curve = metrics.reliability_curve(PROBS, CAL_LABELS, **options)
   occupied = np.asarray(curve.count) > 0
@@ -186,13 +183,9 @@ def test_calibration_matches_sklearn_calibration_curve(binning, strategy, bins):
   gaps = np.abs(prob_true - prob_pred)
   close(metrics.expected_calibration_error(PROBS, CAL_LABELS, **options), np.sum(counts[occupied] * gaps) / len(conf))
   close(metrics.max_calibration_error(PROBS, CAL_LABELS, **options), gaps.max())
-
-
-def test_calibration_of_nothing_is_zero():
-  nothing = jnp.zeros(200, bool)
-  for binning in ("equal_width", "equal_mass"):
-    assert float(metrics.expected_calibration_error(PROBS, CAL_LABELS, binning=binning, where=nothing)) == 0.0
-  assert float(metrics.max_calibration_error(PROBS, CAL_LABELS, where=nothing)) == 0.0
+  options["where"] = np.zeros(len(PROBS), bool)  # nothing left: 0 (the same compiled programs)
+  assert float(metrics.expected_calibration_error(PROBS, CAL_LABELS, **options)) == 0.0
+  assert float(metrics.max_calibration_error(PROBS, CAL_LABELS, **options)) == 0.0
 
 
 @pytest.mark.parametrize(
