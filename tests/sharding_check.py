@@ -245,7 +245,7 @@ def check_readme_examples():
 
   text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
   section = text.split("## Sharded training", 1)[1].split("\n## ", 1)[0]
-  data_parallel, vocab_parallel = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+  data_parallel, vocab_parallel = re.findall(r"```python\n(.*?)```", section, flags=re.S)[:2]
   rng = np.random.default_rng(7)
   with jax.numpy_dtype_promotion("standard"):
     features = jnp.asarray(rng.normal(size=(BATCH, 6)), jnp.float32)
@@ -366,9 +366,31 @@ def check_siglip_ring_memory():
   print("OK siglip ring memory", flush=True)
 
 
+def check_readme_global_negatives():
+  """The README's "Global negatives" example, run with inputs defined, equals the unsharded ``clip``."""
+  import pathlib
+  import re
+
+  text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+  section = text.split("### Global negatives under data parallelism", 1)[1].split("\n## ", 1)[0]
+  (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+  rng = np.random.default_rng(3)
+  images, texts = (jnp.asarray(rng.normal(size=(BATCH, 6)), jnp.float32) for _ in range(2))
+  log_scale = jnp.log(jnp.float32(1 / 0.07))
+  scope = {"images": images, "texts": texts, "log_scale": log_scale}
+  with jax.numpy_dtype_promotion("standard"):
+    exec(example, scope)
+  unsharded = lambda u, v, s: jl.clip(u, v, temperature=jnp.exp(-s))
+  want = jax.value_and_grad(unsharded, argnums=(0, 1, 2))(images, texts, log_scale)
+  for g, w in zip(jax.tree.leaves((scope["value"], scope["grads"])), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), RTOL, ATOL)
+  print("OK readme global-negatives", flush=True)
+
+
 def main():
   assert jax.device_count() == DEVICES, jax.devices()
   check_readme_examples()
+  check_readme_global_negatives()
   for mode in ("explicit", "auto"):
     # Explicit axes (make_mesh's default): shardings are part of the types; Auto: XLA propagates them.
     axis_type = jax.sharding.AxisType.Explicit if mode == "explicit" else jax.sharding.AxisType.Auto

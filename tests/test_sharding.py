@@ -48,6 +48,6 @@ def test_siglip_ring_memory_is_blocks_of_the_shard(report):
   assert "OK siglip ring memory" in report
 
 
-@pytest.mark.parametrize("example", ["data-parallel", "vocab-parallel"])
+@pytest.mark.parametrize("example", ["data-parallel", "vocab-parallel", "global-negatives"])
 def test_readme_sharded_training_examples_run_and_match(report, example):
   assert f"OK readme {example}" in report
