@@ -426,7 +426,8 @@ def supcon(
   x, mask = _sets(where, ("embeddings", x))
   temperature = _inputs.number("temperature", temperature, x.dtype, lambda t: t > 0, "a positive number")
   unit = _unit(x)
-  unit_all, y_all, mask_all, offset = unit, y, mask, 0
+  unit_all, y_all, mask_all = unit, y, mask
+  offset: jax.Array | int = 0
   if axis_name is not None:
     axis = y.ndim - 1
     unit_all, y_all = _gather.gather(unit, axis_name, axis), _gather.gather(y, axis_name, axis)
