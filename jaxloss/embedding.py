@@ -18,9 +18,10 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import optax
+from jax import lax
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss import _checks, _custom, _gather, _inputs, _reduce
 from jaxloss._api import Numeric, Static, loss
 
 
@@ -315,6 +316,7 @@ def ntxent(
   labels: ArrayLike,
   *,
   temperature: Numeric = 0.07,
+  axis_name: Static[str | None] = None,
   reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
@@ -339,6 +341,13 @@ def ntxent(
       infinite one would make the loss a constant). May be traced, e.g.
       learned as ``exp(log_tau)`` (CLIP); a traced temperature <= 0 gives a
       meaningless value, NaN at 0 (:func:`jaxloss.checked` reports it).
+    axis_name: ``None``, or the name of a ``shard_map`` mesh axis over which
+      the set axis ``B`` is sharded (data parallelism): each device passes its
+      ``B / n`` embeddings, labels, weights and mask; they are scored against
+      every device's embeddings (all-gathered), the local rows' gradients are
+      those of the unsharded loss, ``"mean"`` and ``"sum"`` are the unsharded
+      loss's value on every device, and ``"none"`` gives the local anchors'.
+      Memory ``O(B / n * B)`` per device.
     reduction: ``"mean"`` (default, over anchors with at least one positive),
       ``"sum"`` or ``"none"``.
     weights: optional per-anchor weights broadcastable to ``[..., B]``.
@@ -380,20 +389,38 @@ def ntxent(
   x, mask = _embeddings(where, ("embeddings", x))
   temperature = _inputs.number("temperature", temperature, x.dtype, lambda t: t > 0, "a positive number")
   valid = jnp.ones(y.shape, bool) if mask is None else mask
-  loss, count = _ntxent_per_anchor(x, y, valid, temperature)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid & (count > 0))
+  loss, count = _ntxent_per_anchor(x, y, valid, temperature, axis_name)
+  return _gather.reduce(loss, reduction=reduction, weights=weights, where=valid & (count > 0), axis_name=axis_name)
 
 
-def _ntxent_per_anchor(x: jax.Array, y: jax.Array, valid: jax.Array, temperature) -> tuple[jax.Array, jax.Array]:
-  """NT-Xent per anchor of ``x`` ``[..., B, D]`` and its number of positives; ``temperature`` may be traced."""
+def _ntxent_per_anchor(
+  x: jax.Array, y: jax.Array, valid: jax.Array, temperature, axis_name: str | None = None
+) -> tuple[jax.Array, jax.Array]:
+  """NT-Xent per anchor of ``x`` ``[..., B, D]`` and its number of positives; ``temperature`` may be traced.
+
+  With ``axis_name`` (inside ``shard_map``) the anchors are this device's rows
+  and the positives and negatives are those of every device (gathered).
+  """
   unit = x / optax.safe_norm(x, jnp.finfo(x.dtype).eps, axis=-1, keepdims=True)
-  similarity = jnp.einsum("...id,...jd->...ij", unit, unit) / temperature
-  both_valid = valid[..., :, None] & valid[..., None, :]
-  same = y[..., :, None] == y[..., None, :]
-  others = jnp.broadcast_to(~jnp.eye(y.shape[-1], dtype=bool), same.shape)
-  positive = same & both_valid & others
-  negative = ~same & both_valid
-  negatives = _custom.logsumexp(similarity, negative, axis=-1)
-  pair_loss = jax.nn.softplus(negatives[..., None] - similarity)  # -log(e^s / (e^s + sum_k e^s_k))
+  columns, y_all, valid_all = unit, y, valid
+  offset: jax.Array | int = 0
+  if axis_name is not None:
+    columns, y_all, valid_all = (_gather.gather(a, axis_name, axis=y.ndim - 1) for a in (unit, y, valid))
+    offset = _gather.row_offset(y.shape[-1], axis_name)
+  similarity = jnp.einsum("...id,...jd->...ij", unit, columns) / temperature
+  rows, members = similarity.shape[-2:]
+  own = jnp.arange(rows, dtype=jnp.int32)[:, None] + offset == jnp.arange(members, dtype=jnp.int32)[None, :]
+  same = y[..., :, None] == y_all[..., None, :]
+  both_valid = valid[..., :, None] & valid_all[..., None, :]
+  positive = same & both_valid & ~jnp.broadcast_to(own, same.shape)
+  # The negatives' log-sum-exp: an anchor without negatives is told by its max (-inf), not by another pass over
+  # the B x B pairs, and masked pairs are -inf before the exp (0 after it, no NaN can reach the gradient).
+  negatives = jnp.where(~same & both_valid, similarity, -jnp.inf)
+  top = lax.stop_gradient(jnp.max(negatives, axis=-1, keepdims=True))
+  none = top == -jnp.inf
+  top = jnp.where(none, 0, top)
+  total = jnp.sum(jnp.exp(negatives - top), axis=-1, keepdims=True)
+  normaliser = jnp.where(none, -jnp.inf, jnp.log(jnp.where(none, 1, total)) + top)
+  pair_loss = jax.nn.softplus(normaliser - similarity)  # -log(e^s / (e^s + sum_k e^s_k))
   count = jnp.sum(positive, axis=-1).astype(x.dtype)
   return _reduce.safe_divide(jnp.sum(jnp.where(positive, pair_loss, 0), axis=-1), count), count

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from jaxloss import _checks, _custom, _inputs, _reduce
+from jaxloss import _checks, _custom, _gather, _inputs, _reduce
 from jaxloss._api import Numeric, Static, loss
 
 # Inputs ------------------------------------------------------------------------------------------
@@ -140,6 +140,7 @@ def clip(
   temperature: Numeric = 0.07,
   normalize: Static[bool] = True,
   label_smoothing: Numeric = 0.0,
+  axis_name: Static[str | None] = None,
   reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
@@ -171,6 +172,13 @@ def clip(
       plain dot products.
     label_smoothing: in ``[0, 1]``. May be traced; a traced value outside
       ``[0, 1]`` is used as given (:func:`jaxloss.checked` reports it).
+    axis_name: ``None``, or the name of a ``shard_map`` mesh axis over which
+      the set axis ``B`` is sharded (data parallelism): each device passes its
+      ``B / n`` members (and their weights and mask); each side is scored against the other side of
+      every device (all-gathered, open_clip's ``gather_with_grad``); the local rows'
+      gradients are those of the unsharded loss, ``"mean"`` and ``"sum"`` are
+      the unsharded loss's value on every device, and ``"none"`` gives the
+      local rows'. Memory ``O(B / n * B)`` per device.
     reduction: ``"mean"`` (default, over pairs), ``"sum"`` or ``"none"``.
     weights: optional per-pair weights broadcastable to ``[..., B]``.
     where: optional boolean mask broadcastable to ``[..., B]``; a masked pair
@@ -207,6 +215,14 @@ def clip(
   label_smoothing = _inputs.label_smoothing(label_smoothing, u.dtype)
   if normalize:
     u, v = _unit(u), _unit(v)
+  if axis_name is not None:
+    axis = u.ndim - 2
+    u_all, v_all = _gather.gather(u, axis_name, axis), _gather.gather(v, axis_name, axis)
+    mask_all = None if mask is None else _gather.gather(mask, axis_name, axis)
+    offset = _gather.row_offset(u.shape[-2], axis_name)
+    images = _clip_per_row(u, v_all, offset, temperature, label_smoothing, mask_all)
+    texts = _clip_per_row(v, u_all, offset, temperature, label_smoothing, mask_all)
+    return _gather.reduce(0.5 * (images + texts), reduction=reduction, weights=weights, where=mask, axis_name=axis_name)
   logits = jnp.einsum("...id,...jd->...ij", u, v) / temperature
   positive = jnp.diagonal(logits, axis1=-2, axis2=-1)  # both directions' targets, read once
   images = _clip_rows(logits, positive, mask, label_smoothing)
@@ -246,6 +262,7 @@ def siglip(
   *,
   temperature: Numeric = 10.0,
   bias: Numeric = -10.0,
+  axis_name: Static[str | None] = None,
   reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
@@ -270,6 +287,17 @@ def siglip(
       init, which keeps the many negatives from dominating early). May be
       traced; a traced NaN or inf gives NaN or inf (:func:`jaxloss.checked`
       reports it).
+    axis_name: ``None``, or the name of a ``shard_map`` mesh axis over which
+      the set axis ``B`` is sharded (data parallelism): each device passes its
+      ``B / n`` members (and their weights and mask); the other side's blocks of ``B / n`` travel
+      around the ring (``ppermute``, the paper's chunked form), so each row is
+      scored against every device's columns while no device holds more than a
+      ``B / n x B / n`` block of logits (memory ``O((B / n)^2)``, in the
+      backward pass too); the local rows'
+      gradients are those of the unsharded loss, ``"mean"`` and ``"sum"`` are
+      the unsharded loss's value on every device, and ``"none"`` gives the
+      local rows'. Under ``axis_name`` the gradient is a ``custom_vjp``: reverse mode
+      only.
     reduction: ``"mean"`` (default, over rows), ``"sum"`` or ``"none"``.
     weights: optional per-row weights broadcastable to ``[..., B]``.
     where: optional boolean mask broadcastable to ``[..., B]``; a masked
@@ -298,6 +326,10 @@ def siglip(
   u, v, mask = _sets(where, ("x", x), ("y", y))
   temperature = _inputs.number("temperature", temperature, u.dtype, lambda t: t > 0, "a positive number")
   bias = _inputs.number("bias", bias, u.dtype)
+  if axis_name is not None:
+    valid = jnp.ones(u.shape[:-1], bool) if mask is None else mask
+    loss = _gather.ring(_siglip_rows, _unit(u), _unit(v), valid, (temperature, bias), axis_name)
+    return _gather.reduce(loss, reduction=reduction, weights=weights, where=mask, axis_name=axis_name)
   loss = _siglip_rows(_unit(u), _unit(v), 0, temperature, bias, mask)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
@@ -339,6 +371,7 @@ def supcon(
   labels: ArrayLike,
   *,
   temperature: Numeric = 0.1,
+  axis_name: Static[str | None] = None,
   reduction: Static[str] = "mean",
   weights: ArrayLike | None = None,
   where: ArrayLike | None = None,
@@ -361,6 +394,13 @@ def supcon(
     temperature: positive, finite temperature :math:`\tau`. May be traced
       (learned as ``exp`` of a parameter); a traced temperature <= 0 gives a
       meaningless value, NaN at 0 (:func:`jaxloss.checked` reports it).
+    axis_name: ``None``, or the name of a ``shard_map`` mesh axis over which
+      the set axis ``B`` is sharded (data parallelism): each device passes its
+      ``B / n`` members (and their weights and mask); the anchors are scored against every device's
+      members (embeddings and labels all-gathered); the local rows'
+      gradients are those of the unsharded loss, ``"mean"`` and ``"sum"`` are
+      the unsharded loss's value on every device, and ``"none"`` gives the
+      local rows'. Memory ``O(B / n * B)`` per device.
     reduction: ``"mean"`` (default, over anchors with at least one positive),
       ``"sum"`` or ``"none"``.
     weights: optional per-anchor weights broadcastable to ``[..., B]``.
@@ -398,6 +438,13 @@ def supcon(
   x, mask = _sets(where, ("embeddings", x))
   temperature = _inputs.number("temperature", temperature, x.dtype, lambda t: t > 0, "a positive number")
   unit = _unit(x)
-  loss, count = _supcon_per_anchor(unit, unit, y, y, 0, temperature, mask, mask)
+  unit_all, y_all, mask_all = unit, y, mask
+  offset: jax.Array | int = 0
+  if axis_name is not None:
+    axis = y.ndim - 1
+    unit_all, y_all = _gather.gather(unit, axis_name, axis), _gather.gather(y, axis_name, axis)
+    mask_all = None if mask is None else _gather.gather(mask, axis_name, axis)
+    offset = _gather.row_offset(y.shape[-1], axis_name)
+  loss, count = _supcon_per_anchor(unit, unit_all, y, y_all, offset, temperature, mask, mask_all)
   valid = count > 0 if mask is None else mask & (count > 0)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid)
+  return _gather.reduce(loss, reduction=reduction, weights=weights, where=valid, axis_name=axis_name)

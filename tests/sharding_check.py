@@ -245,7 +245,7 @@ def check_readme_examples():
 
   text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
   section = text.split("## Sharded training", 1)[1].split("\n## ", 1)[0]
-  data_parallel, vocab_parallel = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+  data_parallel, vocab_parallel = re.findall(r"```python\n(.*?)```", section, flags=re.S)[:2]
   rng = np.random.default_rng(7)
   with jax.numpy_dtype_promotion("standard"):
     features = jnp.asarray(rng.normal(size=(BATCH, 6)), jnp.float32)
@@ -274,9 +274,123 @@ def check_readme_examples():
     print("OK readme vocab-parallel", flush=True)
 
 
+# Global negatives: set losses with the batch sharded over `data` inside shard_map (axis_name="data").
+# (loss, second input: "labels" or "pairs", traced numeric options (differentiated), constant options)
+GLOBAL_NEGATIVES = {
+  "ntxent": (jl.ntxent, "labels", {"temperature": 0.3}, {}),
+  "supcon": (jl.supcon, "labels", {"temperature": 0.3}, {}),
+  "clip": (jl.clip, "pairs", {"temperature": 0.3}, {"label_smoothing": 0.1}),
+  "siglip": (jl.siglip, "pairs", {"temperature": 3.0, "bias": -2.0}, {}),
+}
+
+
+def check_global_negatives(mesh):
+  """Each set loss with ``axis_name`` inside ``shard_map`` equals the unsharded loss over the whole batch.
+
+  Value (mean; sum and the local rows' ``"none"``) and gradients with respect
+  to the embeddings and the traced temperature / bias, with weights and an
+  uneven mask (one shard keeps nothing). Scoring each shard against its own
+  rows only would give other gradients: the check asserts that, so it cannot
+  pass by accident.
+  """
+  rng = np.random.default_rng(16)
+  d = 6
+  first = jnp.asarray(rng.normal(size=(BATCH, d)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 6, BATCH))  # some classes have one member (anchors without positives)
+  pairs = jnp.asarray(first + 0.5 * rng.normal(size=(BATCH, d)), jnp.float32)
+  weights = jnp.asarray(rng.uniform(0.5, 2.0, size=BATCH), jnp.float32)
+  where = jnp.asarray(_uneven_mask(BATCH))
+  by_batch = NamedSharding(mesh, P("data"))
+  put = lambda a: jax.device_put(a, by_batch)
+  for name, (fn, kind, traced, constant) in GLOBAL_NEGATIVES.items():
+    second = labels if kind == "labels" else pairs
+    options = {k: jnp.float32(v) for k, v in traced.items()}
+    argnums = (0, 2) if kind == "labels" else (0, 1, 2)
+
+    def unsharded(x, z, options, reduction="mean", w=weights, m=where, fn=fn, constant=constant):
+      return fn(x, z, **options, **constant, reduction=reduction, weights=w, where=m)
+
+    @functools.partial(
+      jax.shard_map,
+      mesh=mesh,
+      in_specs=(P("data"), P("data"), P(), P("data"), P("data")),
+      out_specs=(P(), (P(), P("data"))),
+    )
+    def sharded(x, z, options, w, m, fn=fn, constant=constant):
+      run = functools.partial(fn, x, z, **options, **constant, axis_name="data", weights=w, where=m)
+      return run(), (run(reduction="sum"), run(reduction="none"))
+
+    want = jax.value_and_grad(unsharded, argnums=argnums)(first, second, options)
+    placed = (put(first), put(second), options, put(weights), put(where))
+    (value, (total, rows)), grads = jax.jit(jax.value_and_grad(sharded, argnums=argnums, has_aux=True))(*placed)
+    for g, w in zip(jax.tree.leaves((value, grads)), jax.tree.leaves(want), strict=True):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(w), RTOL, ATOL, err_msg=name)
+    np.testing.assert_allclose(total, unsharded(first, second, options, "sum"), RTOL, ATOL, err_msg=name)
+    np.testing.assert_allclose(rows, unsharded(first, second, options, "none"), RTOL, ATOL, err_msg=name)
+
+    # Against its own shard's rows only (the per-shard loss), the gradient is another.
+    def per_shard(x, z, options, fn=fn, constant=constant):
+      split = lambda a: a.reshape(DEVICES, BATCH // DEVICES, *a.shape[1:])  # leading axis: independent sets
+      w, m = split(weights), split(where)
+      return fn(split(x), split(z), **options, **constant, reduction="sum", weights=w, where=m)
+
+    local = jax.grad(per_shard)(first, second, options)
+    assert np.abs(np.asarray(local) - np.asarray(want[1][0])).max() > 1e-3, name
+    print(f"OK global-negatives {name}", flush=True)
+
+
+def siglip_ring_memory(mesh, batch, d=128):
+  """XLA temp bytes per device of ``value_and_grad`` of the sharded ``siglip`` (compiled, not run)."""
+  spec = jax.ShapeDtypeStruct((batch, d), jnp.float32, sharding=NamedSharding(mesh, P(mesh.axis_names[0])))
+
+  @functools.partial(jax.shard_map, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P())
+  def loss(x, y):
+    return jl.siglip(x, y, axis_name="data")
+
+  compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(spec, spec).compile()
+  return compiled.memory_analysis().temp_size_in_bytes
+
+
+def check_siglip_ring_memory():
+  """The ring keeps a few ``b x b`` blocks per device (``b = B / n``), never ``b x B`` (gathered) or ``B x B``."""
+  batch = 4096
+  sizes = {}
+  for n in (2, 4, 8):
+    mesh = jax.make_mesh((n,), ("data",), devices=jax.devices()[:n])
+    sizes[n] = siglip_ring_memory(mesh, batch)
+    block = (batch // n) ** 2 * 4  # one b x b float32 block
+    print(f"siglip ring B={batch} n={n}: temp {sizes[n] / 2**20:.1f} MiB per device = {sizes[n] / block:.2f} blocks")
+    assert sizes[n] < 3 * block, (n, sizes[n], block)
+  # O(b^2): halving b about quarters the memory (an all-gather of the columns would only halve it).
+  assert sizes[8] < 0.4 * sizes[4] and sizes[4] < 0.4 * sizes[2], sizes
+  print("OK siglip ring memory", flush=True)
+
+
+def check_readme_global_negatives():
+  """The README's "Global negatives" example, run with inputs defined, equals the unsharded ``clip``."""
+  import pathlib
+  import re
+
+  text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+  section = text.split("### Global negatives under data parallelism", 1)[1].split("\n## ", 1)[0]
+  (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+  rng = np.random.default_rng(3)
+  images, texts = (jnp.asarray(rng.normal(size=(BATCH, 6)), jnp.float32) for _ in range(2))
+  log_scale = jnp.log(jnp.float32(1 / 0.07))
+  scope = {"images": images, "texts": texts, "log_scale": log_scale}
+  with jax.numpy_dtype_promotion("standard"):
+    exec(example, scope)
+  unsharded = lambda u, v, s: jl.clip(u, v, temperature=jnp.exp(-s))
+  want = jax.value_and_grad(unsharded, argnums=(0, 1, 2))(images, texts, log_scale)
+  for g, w in zip(jax.tree.leaves((scope["value"], scope["grads"])), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), RTOL, ATOL)
+  print("OK readme global-negatives", flush=True)
+
+
 def main():
   assert jax.device_count() == DEVICES, jax.devices()
   check_readme_examples()
+  check_readme_global_negatives()
   for mode in ("explicit", "auto"):
     # Explicit axes (make_mesh's default): shardings are part of the types; Auto: XLA propagates them.
     axis_type = jax.sharding.AxisType.Explicit if mode == "explicit" else jax.sharding.AxisType.Auto
@@ -284,6 +398,8 @@ def main():
     for name, row in DATA_PARALLEL.items():
       check_data_parallel(name, row, mesh, mode)
   check_vocab_parallel()
+  check_global_negatives(jax.make_mesh((DEVICES,), ("data",)))
+  check_siglip_ring_memory()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,15 @@ def test_vocab_parallel_linear_cross_entropy_equals_unsharded(report):
   assert "OK vocab-parallel linear_cross_entropy" in report
 
 
-@pytest.mark.parametrize("example", ["data-parallel", "vocab-parallel"])
+@pytest.mark.parametrize("name", sorted(sharding_check.GLOBAL_NEGATIVES))
+def test_global_negatives_equal_unsharded_loss(report, name):
+  assert f"OK global-negatives {name}" in report
+
+
+def test_siglip_ring_memory_is_blocks_of_the_shard(report):
+  assert "OK siglip ring memory" in report
+
+
+@pytest.mark.parametrize("example", ["data-parallel", "vocab-parallel", "global-negatives"])
 def test_readme_sharded_training_examples_run_and_match(report, example):
   assert f"OK readme {example}" in report
