@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import operator
 import warnings
 from collections.abc import Callable
@@ -65,7 +66,7 @@ from optax import projections
 
 import jaxloss as jl
 from jaxloss import _checks, _custom, _inputs, _lattice, _reduce
-from jaxloss._api import Numeric, Static, loss
+from jaxloss._api import Numeric, Static, is_array, loss
 
 __all__ = (
   "binary_dice_loss",
@@ -675,13 +676,17 @@ def dice_loss(
       raise ValueError(f"{fn}: `class_weights` must have rank 1, got shape {weights.shape}.")
   if reduction not in ("mean", "sum", "none"):
     raise ValueError(f"Unsupported reduction: {reduction}")
+  options = {}
+  for arg, value in (("smooth", smooth), ("alpha", alpha), ("beta", beta)):
+    if not is_array(value) and not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+      raise ValueError(f"{fn}: `{arg}` must be a non-negative number, got {value!r}.")
+    # Always traced: one program per shape for every smooth / alpha / beta (optax's tests sweep them eagerly).
+    options[arg] = jnp.asarray(value, p.dtype)
   return _dice(
     p,
     t,
     weights,
-    smooth=smooth,
-    alpha=alpha,
-    beta=beta,
+    **options,
     apply_softmax=apply_softmax,
     reduction=reduction,
     ignore_background=ignore_background,
