@@ -41,18 +41,33 @@ from jaxloss.regression import (
   rmse,
   smooth_l1,
 )
-from jaxloss.representation import clip, siglip, supcon
+from jaxloss.representation import (
+  angular_margin,
+  arcface,
+  batch_triplet,
+  circle,
+  clip,
+  cosface,
+  multi_similarity,
+  siglip,
+  supcon,
+)
 from jaxloss.segmentation import dice, tversky
 from jaxloss.sequence import ctc
 
 __version__ = "0.1.0"
 
 __all__ = (
+  "angular_margin",
+  "arcface",
+  "batch_triplet",
   "binary_cross_entropy",
   "binary_cross_entropy_with_logits",
   "checked",
+  "circle",
   "clip",
   "contrastive",
+  "cosface",
   "cosine_embedding",
   "cross_entropy",
   "ctc",
@@ -71,6 +86,7 @@ __all__ = (
   "mse",
   "msle",
   "multi_margin",
+  "multi_similarity",
   "multiclass_hinge",
   "multilabel_margin",
   "multilabel_soft_margin",
