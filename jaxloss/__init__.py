@@ -42,7 +42,17 @@ from jaxloss.regression import (
   rmse,
   smooth_l1,
 )
-from jaxloss.representation import clip, siglip, supcon
+from jaxloss.representation import (
+  angular_margin,
+  arcface,
+  batch_triplet,
+  circle,
+  clip,
+  cosface,
+  multi_similarity,
+  siglip,
+  supcon,
+)
 from jaxloss.segmentation import dice, tversky
 from jaxloss.sequence import ctc
 from jaxloss.surrogates import auc_surrogate, smooth_ap, soft_fbeta
@@ -50,15 +60,20 @@ from jaxloss.surrogates import auc_surrogate, smooth_ap, soft_fbeta
 __version__ = "0.1.0"
 
 __all__ = (
+  "angular_margin",
   "approx_ndcg",
+  "arcface",
   "auc_surrogate",
+  "batch_triplet",
   "binary_cross_entropy",
   "binary_cross_entropy_with_logits",
   "brier",
   "checked",
+  "circle",
   "clip",
   "confidence_penalty",
   "contrastive",
+  "cosface",
   "cosine_embedding",
   "cross_entropy",
   "ctc",
@@ -81,6 +96,7 @@ __all__ = (
   "mse",
   "msle",
   "multi_margin",
+  "multi_similarity",
   "multiclass_hinge",
   "multilabel_margin",
   "multilabel_soft_margin",

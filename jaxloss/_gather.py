@@ -28,6 +28,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import PartitionSpec as P
 
 from jaxloss import _reduce
 
@@ -43,6 +44,20 @@ def varying(x: jax.Array, axis_name: str) -> jax.Array:
 def gather(x: jax.Array, axis_name: str, axis: int) -> jax.Array:
   """Every device's ``x`` concatenated along ``axis`` in device order (device ``k``'s block ``k``)."""
   return lax.all_gather(varying(x, axis_name), axis_name, axis=axis % x.ndim, tiled=True)
+
+
+def replicated(x: jax.Array, axis: int) -> jax.Array:
+  """``x`` with ``axis`` replicated where its type shards it (explicit mesh axes, outside ``shard_map``), else ``x``.
+
+  The columns of a set loss whose batch is sharded in the types: a
+  ``[B@data, B@data]`` similarity would be illegal, ``[B@data, B]`` is not.
+  """
+  spec = getattr(jax.typeof(x).sharding, "spec", None)
+  axis = axis % x.ndim
+  if spec is None or axis >= len(spec) or spec[axis] is None:
+    return x
+  spec = P(*(None if i == axis else a for i, a in enumerate(spec)))
+  return jax.sharding.reshard(x, jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh, spec))
 
 
 def row_offset(rows: int, axis_name: str) -> jax.Array:

@@ -402,7 +402,7 @@ def _ntxent_per_anchor(
   and the positives and negatives are those of every device (gathered).
   """
   unit = x / optax.safe_norm(x, jnp.finfo(x.dtype).eps, axis=-1, keepdims=True)
-  columns, y_all, valid_all = unit, y, valid
+  columns, y_all, valid_all = (_gather.replicated(a, y.ndim - 1) for a in (unit, y, valid))
   offset: jax.Array | int = 0
   if axis_name is not None:
     columns, y_all, valid_all = (_gather.gather(a, axis_name, axis=y.ndim - 1) for a in (unit, y, valid))

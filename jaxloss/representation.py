@@ -448,3 +448,582 @@ def supcon(
   loss, count = _supcon_per_anchor(unit, unit_all, y, y_all, offset, temperature, mask, mask_all)
   valid = count > 0 if mask is None else mask & (count > 0)
   return _gather.reduce(loss, reduction=reduction, weights=weights, where=valid, axis_name=axis_name)
+
+
+def _labelled_set(embeddings, labels, where) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Embeddings ``[..., B, D]`` (masked members 0), integer labels ``[..., B]`` and the member mask (all True)."""
+  x = _checks.floating("embeddings", embeddings)
+  if x.ndim < 2:
+    raise ValueError(
+      f"{_checks.name()}: `embeddings` must have shape [..., B, D] (rank >= 2), got embeddings.shape={x.shape}."
+    )
+  y = _set_labels(labels, x)
+  x, mask = _sets(where, ("embeddings", x))
+  return x, y, jnp.ones(y.shape, bool) if mask is None else mask
+
+
+def _label_pairs(y: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``[..., B, B]`` positive pairs (same label, another member) and negative pairs (another label), valid only."""
+  shape = (*y.shape, y.shape[-1])
+  both = _pairs(shape, valid, valid)
+  same = y[..., :, None] == y[..., None, :]
+  return same & both & ~_targets(shape, 0), ~same & both
+
+
+# Angular margins ---------------------------------------------------------------------------------
+
+
+@jax.custom_jvp
+def _margin_cosine(c: jax.Array, m1: jax.Array, m2: jax.Array, m3: jax.Array) -> jax.Array:
+  """InsightFace's combined margin ``cos(m1 theta + m2) - m3`` of ``c = cos(theta)``, with its threshold.
+
+  Past ``m1 theta + m2 > pi``, where the margin cosine stops decreasing in
+  ``theta``, it is InsightFace's linear fallback ``c - m2 sin(m2) - m3``. The
+  derivative in ``c`` is ``m1 sin(m1 theta + m2) / sin(theta)``: at ``theta``
+  0 and pi (``|c| = 1``), where it is infinite, it is taken as 0, and since
+  ``c`` is a cosine its own gradient vanishes there, so the loss's gradient is
+  exactly 0 in the direction of the kink (its minimum-norm subgradient), not
+  ``inf * 0 = NaN``.
+  """
+  c = jnp.clip(c, -1, 1)
+  theta = jnp.arccos(c)
+  angle = m1 * theta + m2
+  return jnp.where(angle > jnp.pi, c - m2 * jnp.sin(m2) - m3, jnp.cos(angle) - m3)
+
+
+@_margin_cosine.defjvp
+def _margin_cosine_jvp(primals, tangents):
+  (c, m1, m2, m3), (dc, dm1, dm2, dm3) = primals, tangents
+  y = _margin_cosine(c, m1, m2, m3)
+  interior = (c > -1) & (c < 1)
+  safe = jnp.where(interior, c, 0)  # the double where: arccos and 1 / sin(theta) never see |c| = 1
+  theta = jnp.where(interior, jnp.arccos(safe), jnp.arccos(jnp.clip(c, -1, 1)))
+  angle = m1 * theta + m2
+  sine = jnp.sin(angle)
+  slope = jnp.where(interior, m1 * sine / jnp.sqrt(1 - safe * safe), 0)
+  margin = -sine * (theta * dm1 + dm2) - dm3 + slope * dc
+  inside = (c >= -1) & (c <= 1)
+  fallback = jnp.where(inside, dc, 0) - (jnp.sin(m2) + m2 * jnp.cos(m2)) * dm2 - dm3
+  return y, jnp.where(angle > jnp.pi, fallback, margin)
+
+
+def _angular_margin(embeddings, class_weights_matrix, labels, scale, m1, m2, m3, reduction, weights, where):
+  """The shared body of :func:`angular_margin`, :func:`arcface` and :func:`cosface`."""
+  x = _checks.floating("embeddings", embeddings)
+  w = _checks.floating("class_weights_matrix", class_weights_matrix)
+  if x.ndim < 1:
+    raise ValueError(f"{_checks.name()}: `embeddings` must have shape [..., D] (rank >= 1), got shape {x.shape}.")
+  if w.ndim != 2 or w.shape[-1] != x.shape[-1]:
+    raise ValueError(
+      f"{_checks.name()}: `class_weights_matrix` must have shape [C, D] with D = {x.shape[-1]} (the embedding"
+      f" size), got class_weights_matrix.shape={w.shape}."
+    )
+  x, mask = _inputs.prepare(("embeddings", x, "floating"), where=where, axes=-1, dtype_from=(w,))
+  w = w.astype(x.dtype)
+  dtype = x.dtype
+  scale = _inputs.number("scale", scale, dtype, lambda s: s > 0, "a positive number")
+  m1 = _inputs.number("m1", m1, dtype)
+  m2 = _inputs.number("m2", m2, dtype)
+  m3 = _inputs.number("m3", m3, dtype)
+  cosine = jnp.einsum("...d,cd->...c", _unit(x), _unit(w))
+  target = _inputs.class_labels("embeddings", cosine, labels, mask)
+  one_hot = jnp.broadcast_to(jnp.arange(cosine.shape[-1]), cosine.shape) == target.index[..., None]
+  c = jnp.sum(jnp.where(one_hot, cosine, 0), axis=-1)
+  if _inputs.is_constant(m1, 1.0) and _inputs.is_constant(m2, 0.0):
+    margin = c - m3  # CosFace: smooth, no angle needed
+  else:
+    margin = _margin_cosine(c, *(jnp.asarray(m, dtype) for m in (m1, m2, m3)))
+  logits = scale * jnp.where(one_hot, margin[..., None], cosine)
+  loss = jax.nn.logsumexp(logits, axis=-1) - scale * margin
+  loss = jnp.where(target.in_range, loss, jnp.nan)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=target.mask)
+
+
+@loss
+def angular_margin(
+  embeddings: ArrayLike,
+  class_weights_matrix: ArrayLike,
+  labels: ArrayLike,
+  *,
+  scale: Numeric = 64.0,
+  m1: Numeric = 1.0,
+  m2: Numeric = 0.5,
+  m3: Numeric = 0.0,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Additive angular margin softmax (InsightFace's combined margin): SphereFace, ArcFace and CosFace in one.
+
+  .. math::
+    \ell = -\log \frac{e^{s \psi(\theta_y)}}{e^{s \psi(\theta_y)} + \sum_{j \ne y} e^{s \cos\theta_j}},
+    \qquad \psi(\theta) = \cos(m_1 \theta + m_2) - m_3
+
+  with :math:`\cos\theta_j` the cosine between the embedding and class
+  :math:`j`'s centre. Past :math:`m_1\theta + m_2 > \pi`, where
+  :math:`\psi` stops decreasing, :math:`\psi = \cos\theta - m_2 \sin m_2 - m_3`
+  (InsightFace's threshold fallback).
+
+  Args:
+    embeddings: floating ``[..., D]``.
+    class_weights_matrix: ``[C, D]``, one (learned) centre per class;
+      normalised inside, as the embeddings.
+    labels: integer ``[...]``, each embedding's class in ``[0, C)``; an
+      out-of-range label gives NaN (:func:`jaxloss.checked` reports it).
+    scale: the positive, finite logit scale :math:`s`. May be traced; a
+      traced value <= 0 gives a meaningless value (:func:`jaxloss.checked`
+      reports it).
+    m1: the multiplicative angular margin (SphereFace; 1 for none). May be
+      traced (differentiable); a traced NaN gives NaN.
+    m2: the additive angular margin (ArcFace). May be traced
+      (differentiable); a traced NaN gives NaN.
+    m3: the additive cosine margin (CosFace). May be traced
+      (differentiable); a traced NaN gives NaN.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges: at :math:`\theta_y` 0 or :math:`\pi` (an embedding on its class centre
+  or opposite it) :math:`\psi` has an infinite slope in :math:`\cos\theta`
+  (``arccos``'s), while the cosine's own gradient is 0: the gradient there is
+  exactly the minimum-norm 0 along that term (``arccos`` would give NaN), and
+  finite nearby. The cosine is clipped to ``[-1, 1]`` against rounding. A zero
+  embedding or centre has cosine 0 (norms floored at ``finfo(dtype).eps``).
+  With ``m1 = 1, m2 = 0`` (constants) the target logit is the plain
+  ``cos - m3``.
+
+  Matches: InsightFace's ``CombinedMarginLoss`` (ArcFace ``m2``, CosFace
+  ``m3``, without ``easy_margin``) followed by ``cross_entropy``.
+
+  References: Deng et al., "ArcFace: Additive Angular Margin Loss for Deep Face
+  Recognition", CVPR 2019; Wang et al., "CosFace", CVPR 2018; Liu et al.,
+  "SphereFace", CVPR 2017.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e, centres = jnp.array([[1.0, 1.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> print(f"{jl.angular_margin(e, centres, jnp.array([0]), scale=4.0, m2=0.5):.4f}")
+    1.8697
+  """
+  return _angular_margin(embeddings, class_weights_matrix, labels, scale, m1, m2, m3, reduction, weights, where)
+
+
+@loss
+def arcface(
+  embeddings: ArrayLike,
+  class_weights_matrix: ArrayLike,
+  labels: ArrayLike,
+  *,
+  scale: Numeric = 64.0,
+  margin: Numeric = 0.5,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""ArcFace: :func:`angular_margin` with the additive angular margin ``m2 = margin`` alone.
+
+  .. math::
+    \ell = -\log \frac{e^{s \cos(\theta_y + m)}}{e^{s \cos(\theta_y + m)} + \sum_{j \ne y} e^{s \cos\theta_j}}
+
+  Args:
+    embeddings: floating ``[..., D]``.
+    class_weights_matrix: ``[C, D]``, one (learned) centre per class.
+    labels: integer ``[...]``, each embedding's class in ``[0, C)``.
+    scale: the positive, finite logit scale :math:`s`. May be traced; a
+      traced value <= 0 gives a meaningless value (:func:`jaxloss.checked`
+      reports it).
+    margin: the angular margin :math:`m` (radians). May be traced
+      (differentiable); a traced NaN gives NaN.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges: as :func:`angular_margin` (exactly 0 along the target term at
+  :math:`\theta_y` 0 and :math:`\pi`; InsightFace's fallback
+  :math:`\cos\theta - m \sin m` past :math:`\theta + m > \pi`).
+
+  References: Deng et al., "ArcFace", CVPR 2019 (InsightFace ``ArcFace``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e, centres = jnp.array([[1.0, 1.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> print(f"{jl.arcface(e, centres, jnp.array([0]), scale=4.0):.4f}")
+    1.8697
+  """
+  return _angular_margin(embeddings, class_weights_matrix, labels, scale, 1.0, margin, 0.0, reduction, weights, where)
+
+
+@loss
+def cosface(
+  embeddings: ArrayLike,
+  class_weights_matrix: ArrayLike,
+  labels: ArrayLike,
+  *,
+  scale: Numeric = 64.0,
+  margin: Numeric = 0.35,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""CosFace (large margin cosine loss): :func:`angular_margin` with the cosine margin ``m3 = margin`` alone.
+
+  .. math::
+    \ell = -\log \frac{e^{s (\cos\theta_y - m)}}{e^{s (\cos\theta_y - m)} + \sum_{j \ne y} e^{s \cos\theta_j}}
+
+  Args:
+    embeddings: floating ``[..., D]``.
+    class_weights_matrix: ``[C, D]``, one (learned) centre per class.
+    labels: integer ``[...]``, each embedding's class in ``[0, C)``.
+    scale: the positive, finite logit scale :math:`s`. May be traced; a
+      traced value <= 0 gives a meaningless value (:func:`jaxloss.checked`
+      reports it).
+    margin: the cosine margin :math:`m`. May be traced (differentiable); a
+      traced NaN gives NaN.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    weights: optional weights broadcastable to ``[...]``.
+    where: optional boolean mask broadcastable to ``[...]``.
+
+  Returns:
+    A scalar, or ``[...]`` for ``reduction="none"``; float32 for half inputs.
+
+  Edges: smooth in the cosines; a zero embedding has cosine 0 (norms floored
+  at ``finfo(dtype).eps``).
+
+  References: Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face
+  Recognition", CVPR 2018 (``s = 64, m = 0.35``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e, centres = jnp.array([[1.0, 1.0]]), jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> print(f"{jl.cosface(e, centres, jnp.array([0]), scale=4.0):.4f}")
+    1.6204
+  """
+  return _angular_margin(embeddings, class_weights_matrix, labels, scale, 1.0, 0.0, margin, reduction, weights, where)
+
+
+# Circle and multi-similarity ---------------------------------------------------------------------
+
+
+def _cosines(x: jax.Array) -> jax.Array:
+  """The ``[..., B, B]`` cosine similarities of a set ``[..., B, D]``."""
+  unit = _unit(x)
+  return jnp.einsum("...id,...jd->...ij", unit, unit)
+
+
+@loss
+def circle(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: Numeric = 0.25,
+  gamma: Numeric = 256.0,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Circle loss: within-class similarities :math:`s_p` above :math:`1 - m`, between-class :math:`s_n` below
+  :math:`m`, each weighted by how far it is from its optimum.
+
+  .. math::
+    \ell_i = \log\Big(1 + \sum_{n} e^{\gamma \alpha_n (s_n - m)}
+      \sum_{p} e^{-\gamma \alpha_p (s_p - 1 + m)}\Big),
+    \qquad \alpha_p = [1 + m - s_p]_+,\ \alpha_n = [s_n + m]_+
+
+  over anchor :math:`i`'s positives :math:`p` (same label, another member)
+  and negatives :math:`n`, with cosine similarities :math:`s = 1 - d`,
+  :math:`d = [1 - \cos]_+`, as keras computes them.
+
+  Args:
+    embeddings: floating ``[..., B, D]``; leading dimensions hold independent
+      sets. Normalised inside (keras expects normalised embeddings).
+    labels: integer ``[..., B]``.
+    margin: the relaxation :math:`m` (finite). May be traced
+      (differentiable); a traced NaN or inf gives NaN (:func:`jaxloss.checked`
+      reports it).
+    gamma: the positive, finite scale :math:`\gamma`. May be traced
+      (differentiable); a traced value <= 0 gives a meaningless value
+      (:func:`jaxloss.checked` reports it).
+    reduction: ``"mean"`` (default, over anchors with a positive and a
+      negative), ``"sum"`` or ``"none"``.
+    weights: optional per-anchor weights broadcastable to ``[..., B]``.
+    where: optional boolean mask broadcastable to ``[..., B]``; a masked
+      member is neither anchor, positive nor negative (padding).
+
+  Returns:
+    A scalar, or ``[..., B]`` (one value per anchor) for ``reduction="none"``;
+    float32 for half inputs.
+
+  Edges: an anchor without positives or without negatives has loss 0 and
+  leaves the mean (keras masks losses that are not > 0). The weights
+  :math:`\alpha` are differentiated, as in keras (pytorch-metric-learning
+  detaches them); the clamps have derivative 0 at their kinks (duplicate
+  embeddings: :math:`d = 0`).
+
+  Matches: ``keras.losses.Circle(gamma, margin)`` (``remove_diagonal=True``)
+  on L2-normalised embeddings, its mean over anchors whose loss is > 0.
+
+  References: Sun et al., "Circle Loss: A Unified Perspective of Pair
+  Similarity Optimization", CVPR 2020 (``m = 0.25``, ``gamma = 256``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e = jnp.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> print(f"{jl.circle(e, jnp.array([0, 0, 1, 1]), gamma=4.0):.4f}")
+    0.8279
+  """
+  x, y, valid = _labelled_set(embeddings, labels, where)
+  margin = _inputs.number("margin", margin, x.dtype)
+  gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g > 0, "a positive number")
+  positive, negative = _label_pairs(y, valid)
+  distance = jax.nn.relu(1 - _cosines(x))
+  pull = jnp.asarray(gamma * jax.nn.relu(margin + distance) * (distance - margin))
+  push = jnp.asarray(gamma * jax.nn.relu(1 + margin - distance) * (1 - margin - distance))
+  has_both = jnp.any(positive, axis=-1) & jnp.any(negative, axis=-1)
+  total = _custom.logsumexp(pull, positive) + _custom.logsumexp(push, negative)
+  loss = jnp.where(has_both, jax.nn.softplus(jnp.where(has_both, total, 0)), 0)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid & has_both)
+
+
+@loss
+def multi_similarity(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  alpha: Numeric = 2.0,
+  beta: Numeric = 50.0,
+  base: Numeric = 0.5,
+  epsilon: Numeric = 0.1,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Multi-similarity loss with its pair mining: soft-weighted positives and negatives, informative pairs only.
+
+  .. math::
+    \ell_i = \frac{1}{\alpha} \log\Big(1 + \sum_{p \in \tilde P_i} e^{-\alpha (s_{ip} - \lambda)}\Big)
+      + \frac{1}{\beta} \log\Big(1 + \sum_{n \in \tilde N_i} e^{\beta (s_{in} - \lambda)}\Big)
+
+  with cosine similarities :math:`s` and the mined pairs
+  :math:`\tilde N_i = \{n : s_{in} + \epsilon > \min_{p} s_{ip}\}`,
+  :math:`\tilde P_i = \{p : s_{ip} - \epsilon < \max_{n} s_{in}\}` (the
+  minimum and maximum over all of anchor :math:`i`'s positives and
+  negatives).
+
+  Args:
+    embeddings: floating ``[..., B, D]``; leading dimensions hold independent sets.
+    labels: integer ``[..., B]``.
+    alpha: the positive, finite positive-pair scale :math:`\alpha`. May be
+      traced (differentiable); a traced value <= 0 gives a meaningless value
+      (:func:`jaxloss.checked` reports it).
+    beta: the positive, finite negative-pair scale :math:`\beta`. May be
+      traced, as ``alpha``.
+    base: the similarity threshold :math:`\lambda` (finite). May be traced
+      (differentiable); a traced NaN gives NaN.
+    epsilon: the non-negative, finite mining margin :math:`\epsilon`. May be
+      traced; the loss is piecewise constant in it (derivative 0); a traced
+      negative value mines fewer pairs (:func:`jaxloss.checked` reports it).
+    reduction: ``"mean"`` (default, over anchors), ``"sum"`` or ``"none"``.
+    weights: optional per-anchor weights broadcastable to ``[..., B]``.
+    where: optional boolean mask broadcastable to ``[..., B]``; a masked
+      member is neither anchor, positive nor negative (padding).
+
+  Returns:
+    A scalar, or ``[..., B]`` (one value per anchor) for ``reduction="none"``;
+    float32 for half inputs.
+
+  Edges: as the reference implementation, an anchor with no mined positive
+  or no mined negative has loss 0 but stays in the mean (the mean divides by
+  the set size). Mining selects pairs and passes no gradient; self-pairs are
+  excluded by index (the reference code drops similarities above
+  ``1 - 1e-5``, which also drops exact duplicates).
+
+  Matches: the authors' ``MultiSimilarityLoss`` (Wang et al., the
+  ``research-ms-loss`` code): ``scale_pos = alpha``, ``scale_neg = beta``,
+  ``thresh = base``, ``margin = epsilon``.
+
+  References: Wang et al., "Multi-Similarity Loss with General Pair Weighting
+  for Deep Metric Learning", CVPR 2019.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e = jnp.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]])
+    >>> print(f"{jl.multi_similarity(e, jnp.array([0, 0, 1, 1])):.4f}")
+    0.6791
+  """
+  x, y, valid = _labelled_set(embeddings, labels, where)
+  dtype = x.dtype
+  alpha = _inputs.number("alpha", alpha, dtype, lambda a: a > 0, "a positive number")
+  beta = _inputs.number("beta", beta, dtype, lambda b: b > 0, "a positive number")
+  base = _inputs.number("base", base, dtype)
+  epsilon = _inputs.number("epsilon", epsilon, dtype, lambda e: e >= 0, "a non-negative number")
+  positive, negative = _label_pairs(y, valid)
+  s = _cosines(x)
+  hardest_positive = jnp.min(jnp.where(positive, s, jnp.inf), axis=-1, keepdims=True)
+  hardest_negative = jnp.max(jnp.where(negative, s, -jnp.inf), axis=-1, keepdims=True)
+  negative = negative & (s + epsilon > hardest_positive)
+  positive = positive & (s - epsilon < hardest_negative)
+  mined = jnp.any(positive, axis=-1) & jnp.any(negative, axis=-1)
+  pull = (
+    jax.nn.softplus(_custom.logsumexp(jnp.asarray(alpha * (base - s)), positive)) / alpha
+  )  # log(1 + sum e^...) / alpha
+  push = jax.nn.softplus(_custom.logsumexp(jnp.asarray(beta * (s - base)), negative)) / beta
+  loss = jnp.where(mined, pull + push, 0)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid)
+
+
+# Triplets mined in the batch ---------------------------------------------------------------------
+
+MINING = ("batch_all", "batch_hard", "semi_hard")
+
+
+def _distances(x: jax.Array, p: float) -> jax.Array:
+  """The ``[..., B, B]`` p-norm distances of a set ``[..., B, D]``; exactly 0 (gradient 0) between duplicates.
+
+  ``p = 2`` takes the Gram form ``|a|^2 + |b|^2 - 2 a.b`` (one matrix product,
+  no ``B x B x D`` array); squared distances below its resolution,
+  ``4 eps (|a|^2 + |b|^2)``, are 0 with a zero gradient (rounding would
+  otherwise give duplicates a noise distance with a huge gradient). Other
+  ``p`` take :func:`jaxloss._custom.norm` of the ``[..., B, B, D]``
+  differences (its minimum-norm 0 where they vanish).
+  """
+  if p != 2:
+    return _custom.norm(x[..., :, None, :] - x[..., None, :, :], p)
+  squares = jnp.sum(x * x, axis=-1)
+  total = squares[..., :, None] + squares[..., None, :]
+  squared = total - 2 * jnp.einsum("...id,...jd->...ij", x, x)
+  resolved = squared > 4 * float(jnp.finfo(x.dtype).eps) * total
+  return _custom.sqrt(jnp.where(resolved, squared, 0))
+
+
+def _search(sorted_rows: jax.Array, values: jax.Array, side: str) -> jax.Array:
+  """``searchsorted`` of ``values`` ``[..., K]`` in each sorted row ``[..., N]`` (O((N + K) log) per row)."""
+  search = lambda row, v: jnp.searchsorted(row, v, side=side, method="sort")
+  rows = sorted_rows.reshape(-1, sorted_rows.shape[-1])
+  found = jax.vmap(search)(rows, values.reshape(-1, values.shape[-1]))
+  return found.reshape(values.shape).astype(jnp.int32)
+
+
+@loss
+def batch_triplet(
+  embeddings: ArrayLike,
+  labels: ArrayLike,
+  *,
+  margin: Numeric = 1.0,
+  mining: Static[str] = "batch_all",
+  p: Static[float] = 2.0,
+  reduction: Static[str] = "mean",
+  weights: ArrayLike | None = None,
+  where: ArrayLike | None = None,
+) -> jax.Array:
+  r"""Triplet loss over triplets mined inside the batch from its ``B x B`` distance matrix.
+
+  .. math::
+    \ell_{apn} = \max(0,\ d_{ap} - d_{an} + \text{margin}),
+    \qquad d_{ij} = \lVert e_i - e_j \rVert_p
+
+  for anchors :math:`a`, positives :math:`p` (same label, another member) and
+  negatives :math:`n` (another label), mined by ``mining``:
+
+  * ``"batch_all"``: every triplet; the mean is over the triplets with a
+    positive loss (pytorch-metric-learning's ``AvgNonZeroReducer``), the
+    per-anchor loss the sum over its triplets;
+  * ``"batch_hard"`` (Hermans et al.): per anchor, its farthest positive and
+    closest negative; the mean is over anchors with both;
+  * ``"semi_hard"`` (Schroff et al., as ``tfa.losses.TripletSemiHardLoss``):
+    per positive pair, the closest negative farther than the positive (the
+    farthest negative if none is); the mean is over positive pairs, the
+    per-anchor loss the sum over its pairs.
+
+  Args:
+    embeddings: floating ``[..., B, D]``; leading dimensions hold independent sets.
+    labels: integer ``[..., B]``.
+    margin: non-negative, finite margin. May be traced (differentiable); a
+      traced negative or non-finite margin gives a meaningless value
+      (:func:`jaxloss.checked` reports it).
+    mining: ``"batch_all"`` (default), ``"batch_hard"`` or ``"semi_hard"``.
+    p: the norm degree, ``p >= 1`` (finite). ``p = 2`` needs one ``B x B``
+      matrix product; other ``p`` build the ``[..., B, B, D]`` differences.
+    reduction: ``"mean"`` (default, as ``mining`` says), ``"sum"`` or ``"none"``.
+    weights: optional per-anchor weights broadcastable to ``[..., B]`` (the
+      ``"batch_all"`` and ``"semi_hard"`` means divide by the weighted count
+      of triplets or pairs).
+    where: optional boolean mask broadcastable to ``[..., B]``; a masked
+      member is neither anchor, positive nor negative (padding).
+
+  Returns:
+    A scalar, or ``[..., B]`` (one value per anchor) for ``reduction="none"``;
+    float32 for half inputs.
+
+  Edges: duplicate embeddings have distance exactly 0 with gradient 0 (the
+  minimum-norm subgradient; for ``p = 2`` distances below the Gram form's
+  resolution, about ``1e-3 * ||e||`` in float32, count as duplicates); the
+  hinge has derivative 0 at its kink; ties among the hardest positives or
+  negatives share the gradient (the average, minimum-norm). An anchor without
+  positives or negatives has loss 0 and leaves the mean. No ``B^3`` array:
+  ``"batch_all"`` and ``"semi_hard"`` sort each anchor's negative distances
+  and search them (``O(B^2 log B)``).
+
+  References: Hermans, Beyer and Leibe, "In Defense of the Triplet Loss for
+  Person Re-Identification", 2017; Schroff, Kalenichenko and Philbin,
+  "FaceNet", CVPR 2015.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxloss as jl
+    >>> e = jnp.array([[0.0, 0.0], [0.0, 1.0], [2.0, 0.0], [2.0, 0.5]])
+    >>> print(jl.batch_triplet(e, jnp.array([0, 0, 1, 1]), mining="batch_hard", reduction="none"))
+    [0.  0.  0.  0.]
+    >>> print(f"{jl.batch_triplet(e, jnp.array([0, 0, 1, 1]), margin=2.0):.4f}")
+    0.6602
+  """
+  _checks.option("mining", mining, mining in MINING, " or ".join(repr(m) for m in MINING))
+  p = _inputs.number("p", p, ok=lambda p: p >= 1, expected="a number >= 1")  # static: selects the norm
+  x, y, valid = _labelled_set(embeddings, labels, where)
+  margin = _inputs.number("margin", margin, x.dtype, lambda m: m >= 0, "a non-negative number")
+  positive, negative = _label_pairs(y, valid)
+  d = _distances(x, p)
+  has_positive, has_negative = jnp.any(positive, axis=-1), jnp.any(negative, axis=-1)
+  both = has_positive & has_negative
+  if mining == "batch_hard":
+    farthest = _custom.max(jnp.where(positive, d, -jnp.inf))
+    closest = -_custom.max(jnp.where(negative, -d, -jnp.inf))
+    loss = jax.nn.relu(jnp.where(both, farthest - closest, 0) + margin)
+    return _reduce.reduce(jnp.where(both, loss, 0), reduction=reduction, weights=weights, where=valid & both)
+  # Each anchor's negative distances, ascending (+inf past its negatives), searched for every positive, and
+  # their prefix sums: the sum of any run of them is a difference of two prefix sums.
+  ordered = jnp.sort(jnp.where(negative, d, jnp.inf), axis=-1)
+  finite = jnp.where(jnp.isfinite(ordered), ordered, 0)
+  prefix = jnp.concatenate([jnp.zeros_like(finite[..., :1]), jnp.cumsum(finite, axis=-1)], axis=-1)
+  if mining == "batch_all":
+    # Triplets (a, p, n) with a positive loss: d_an < d_ap + margin, the first `active` sorted negatives.
+    threshold = jnp.where(positive, d, -jnp.inf) + margin
+    active = jnp.where(positive, _search(ordered, threshold, "left"), 0)
+    nearest = jnp.take_along_axis(prefix, active, axis=-1)  # sum of the active negatives' distances
+    terms = jnp.where(positive, active.astype(x.dtype) * jnp.where(positive, threshold, 0) - nearest, 0)
+    count = jnp.sum(active, axis=-1).astype(x.dtype)
+  else:
+    # semi_hard: the first negative farther than d_ap, else the farthest one; negatives tied with it share
+    # the gradient (their mean, the minimum-norm choice), read as a run of the sorted distances.
+    negatives = jnp.sum(negative, axis=-1, dtype=jnp.int32)[..., None]
+    beyond = _search(ordered, jnp.where(positive, d, 0), "right")
+    index = jnp.clip(jnp.where(beyond < negatives, beyond, negatives - 1), 0, d.shape[-1] - 1)
+    value = jnp.take_along_axis(ordered, index, axis=-1)
+    first, last = _search(ordered, value, "left"), _search(ordered, value, "right")
+    run = jnp.take_along_axis(prefix, last, axis=-1) - jnp.take_along_axis(prefix, first, axis=-1)
+    chosen = run / jnp.maximum(last - first, 1).astype(x.dtype)
+    paired = positive & has_negative[..., None]
+    terms = jnp.where(paired, jax.nn.relu(jnp.where(paired, d - chosen, 0) + margin), 0)
+    count = jnp.sum(paired, axis=-1).astype(x.dtype)
+  loss = jnp.sum(terms, axis=-1)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid, count_weights=count)

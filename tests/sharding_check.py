@@ -137,6 +137,8 @@ DATA_PARALLEL = {
     jl.cross_entropy, _classes, {"ignore_index": IGNORE}, replicated=(2,), keywords=("class_weights",)
   ),
   "triplet_margin": Row(jl.triplet_margin, _triplets, {"margin": 1.0}),
+  # A set loss: every anchor against the whole (sharded) batch.
+  "ntxent": Row(jl.ntxent, lambda rng, batch: (rng.normal(size=(batch, 4)), rng.integers(0, 6, size=batch))),
   "softmax_ranking": Row(jl.softmax_ranking, _lists, item_axes=1),
   "ctc": Row(jl.ctc, _sequences, keywords=("logit_lengths", "label_lengths")),
   "kl_divergence": Row(jl.kl_divergence, _distributions),

@@ -240,3 +240,201 @@ def test_set_losses_are_finite_on_zero_and_duplicate_embeddings():
 def test_bad_input_fails_at_trace_time(call, error, pattern):
   with pytest.raises(error, match=pattern):
     call()
+
+
+# Angular margins: the angle form (general) and InsightFace's ArcFace form (cos(t + m) = c cos m - s sin m).
+def ref_angular_margin(e, w, labels, scale=64.0, m1=1.0, m2=0.5, m3=0.0):
+  cosine = _unit(e) @ _unit(w).T
+  out = []
+  for c, y in zip(cosine, labels, strict=True):
+    theta = np.arccos(np.clip(c[y], -1, 1))
+    psi = c[y] - m2 * np.sin(m2) - m3 if m1 * theta + m2 > np.pi else np.cos(m1 * theta + m2) - m3
+    logits = scale * c.copy()
+    logits[y] = scale * psi
+    out.append(-_log_softmax(logits)[y])
+  return np.mean(out)
+
+
+def ref_arcface(e, w, labels, scale=64.0, margin=0.5):
+  """InsightFace's ArcFace (CombinedMarginLoss with m1 = 1, m3 = 0, easy_margin=False)."""
+  cosine = _unit(e) @ _unit(w).T
+  c = cosine[np.arange(len(labels)), labels]
+  with_margin = c * np.cos(margin) - np.sqrt(1 - c * c) * np.sin(margin)
+  target = np.where(c > np.cos(np.pi - margin), with_margin, c - np.sin(np.pi - margin) * margin)
+  logits = scale * cosine
+  logits[np.arange(len(labels)), labels] = scale * target
+  return np.mean(-_log_softmax(logits)[np.arange(len(labels)), labels])
+
+
+def ref_cosface(e, w, labels, scale=64.0, margin=0.35):
+  cosine = _unit(e) @ _unit(w).T
+  logits = scale * (cosine - margin * np.eye(w.shape[0])[labels])
+  return np.mean(-_log_softmax(logits)[np.arange(len(labels)), labels])
+
+
+HEAD_LABELS = np.array([0, 2, 1, 2, 0, 1, 2])
+
+
+def _head_inputs(seed):
+  rng = _rng(seed)
+  w = rng.normal(size=(3, 4))
+  e = rng.normal(size=(7, 4))
+  e[1] = -2 * w[2]  # theta = pi: past the threshold for any m2 > 0
+  return e, w
+
+
+@pytest.mark.parametrize(
+  "fn, reference, options",
+  [
+    (jl.angular_margin, ref_angular_margin, {"scale": 4.0, "m1": 1.3, "m2": 0.2, "m3": 0.1}),
+    (jl.arcface, ref_arcface, {"scale": 6.0, "margin": 0.5}),
+    (jl.cosface, ref_cosface, {"scale": 6.0, "margin": 0.35}),
+  ],
+  ids=["angular_margin", "arcface", "cosface"],
+)
+def test_angular_margins_match_insightface_forms(fn, reference, options):
+  e, w = _head_inputs(7)
+  e[1] += 0.3  # near, not at, theta = pi: the FD reference is smooth there
+  _check(
+    lambda x, c, **o: fn(x, c, HEAD_LABELS, **o), lambda x, c, **o: reference(x, c, HEAD_LABELS, **o), [e, w], options
+  )
+
+
+def test_angular_margin_gradient_is_exact_at_theta_zero_and_pi():
+  w = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+  e = np.array([[2.0, 0.0, 0.0], [-3.0, 0.0, 0.0]])  # on class 0's centre, and opposite it
+  labels = np.array([0, 0])
+  with jax.enable_x64(True):
+    for m2 in (0.5, 0.0):
+      f = lambda x, m2=m2: jl.angular_margin(x, w, labels, scale=2.0, m1=1.5, m2=m2, reduction="sum")
+      grad = np.asarray(jax.grad(f)(jnp.asarray(e)))
+      tangent = jax.jvp(f, (jnp.asarray(e),), (jnp.ones_like(jnp.asarray(e)),))[1]
+      # The target cosine is stationary there: only class 1's cosine moves, along e_2, by (1 / |e|) its softmax.
+      cos1 = 0.0
+      for row, (x, sign) in enumerate(zip(e, (1, -1), strict=True)):
+        theta = 0.0 if sign > 0 else np.pi
+        psi = np.cos(1.5 * theta + m2) if 1.5 * theta + m2 <= np.pi else sign - m2 * np.sin(m2)
+        p1 = 1 / (1 + np.exp(2.0 * (psi - cos1)))
+        np.testing.assert_allclose(grad[row], [0.0, 2.0 * p1 / np.linalg.norm(x), 0.0], rtol=1e-12, atol=1e-15)
+      np.testing.assert_allclose(tangent, np.sum(grad), rtol=1e-12)
+      assert np.all(np.isfinite(np.asarray(jax.hessian(f)(jnp.asarray(e)))))
+
+
+# Circle: keras 3's `circle` transliterated (on normalised embeddings), mean over anchors with loss > 0.
+def ref_circle(e, labels, margin=0.25, gamma=256.0):
+  unit = _unit(e)
+  distance = np.maximum(1 - unit @ unit.T, 0)
+  same = labels[:, None] == labels[None, :]
+  positive = same & ~np.eye(len(labels), dtype=bool)
+  negative = ~same
+  pos_weights = np.maximum((margin + distance) * positive, 0)
+  neg_weights = np.maximum((1 + margin - distance) * negative, 0)
+  pos = np.where(positive, -gamma * pos_weights * (margin - distance), -np.inf)
+  neg = np.where(negative, gamma * neg_weights * (1 - margin - distance), -np.inf)
+  with np.errstate(divide="ignore"):
+    p_loss = np.log(np.sum(np.exp(pos), axis=1))
+    n_loss = np.log(np.sum(np.exp(neg), axis=1))
+  loss = np.logaddexp(0, p_loss + n_loss)
+  return np.mean(loss[loss > 0])
+
+
+def test_circle_matches_keras():
+  e = _rng(8).normal(size=(8, 3))
+  labels = np.array([0, 0, 0, 1, 1, 2, 2, 3])  # class 3 has one member: no positives
+  _check(
+    lambda x, **o: jl.circle(x, labels, **o),
+    lambda x, **o: ref_circle(x, labels, **o),
+    [e],
+    {"margin": 0.3, "gamma": 4.0},
+  )
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(jl.circle(e, labels), ref_circle(e, labels), rtol=1e-10)
+
+
+# Multi-similarity: the authors' loop (research-ms-loss), self-pairs excluded by index.
+def ref_multi_similarity(e, labels, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1):
+  s = _unit(e) @ _unit(e).T
+  total = 0.0
+  for i in range(len(e)):
+    pos_pair = s[i][(labels == labels[i]) & (np.arange(len(e)) != i)]
+    neg_pair = s[i][labels != labels[i]]
+    if len(pos_pair) == 0 or len(neg_pair) == 0:
+      continue
+    neg = neg_pair[neg_pair + epsilon > pos_pair.min()]
+    pos = pos_pair[pos_pair - epsilon < neg_pair.max()]
+    if len(neg) < 1 or len(pos) < 1:
+      continue
+    total += np.log(1 + np.sum(np.exp(-alpha * (pos - base)))) / alpha
+    total += np.log(1 + np.sum(np.exp(beta * (neg - base)))) / beta
+  return total / len(e)
+
+
+def test_multi_similarity_matches_the_authors_code():
+  e = _rng(9).normal(size=(10, 3))
+  labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+  options = {"alpha": 2.0, "beta": 10.0, "base": 0.5, "epsilon": 0.1}
+  _check(
+    lambda x, **o: jl.multi_similarity(x, labels, **o),
+    lambda x, **o: ref_multi_similarity(x, labels, **o),
+    [e],
+    options,
+  )
+  with jax.enable_x64(True):
+    np.testing.assert_allclose(jl.multi_similarity(e, labels), ref_multi_similarity(e, labels), rtol=1e-10)
+
+
+# Mined triplets: explicit loops over every triplet (B^3, fine at B = 9).
+def ref_batch_triplet(e, labels, margin=1.0, mining="batch_all", p=2.0):
+  d = np.linalg.norm(e[:, None] - e[None], ord=p, axis=-1)
+  n = len(e)
+  positives = [[j for j in range(n) if j != i and labels[j] == labels[i]] for i in range(n)]
+  negatives = [[k for k in range(n) if labels[k] != labels[i]] for i in range(n)]
+  if mining == "batch_all":
+    losses = [max(0.0, d[a, q] - d[a, k] + margin) for a in range(n) for q in positives[a] for k in negatives[a]]
+    nonzero = [v for v in losses if v > 0]
+    return np.sum(nonzero) / len(nonzero) if nonzero else 0.0
+  if mining == "batch_hard":
+    losses = [
+      max(0.0, max(d[a, q] for q in positives[a]) - min(d[a, k] for k in negatives[a]) + margin)
+      for a in range(n)
+      if positives[a] and negatives[a]
+    ]
+    return np.mean(losses)
+  losses = []  # semi_hard, as tfa.losses.triplet_semihard_loss
+  for a in range(n):
+    if not negatives[a]:
+      continue
+    for q in positives[a]:
+      farther = [d[a, k] for k in negatives[a] if d[a, k] > d[a, q]]
+      chosen = min(farther) if farther else max(d[a, k] for k in negatives[a])
+      losses.append(max(0.0, d[a, q] - chosen + margin))
+  return np.mean(losses)
+
+
+TRIPLET_LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3])  # class 3 has one member
+
+
+@pytest.mark.parametrize("mining, p", [("batch_all", 2.0), ("batch_hard", 2.0), ("semi_hard", 2.0), ("batch_all", 1.5)])
+def test_batch_triplet_matches_explicit_triplets(mining, p):
+  e = _rng(10).normal(size=(9, 3))
+  _check(
+    lambda x, **o: jl.batch_triplet(x, TRIPLET_LABELS, mining=mining, p=p, **o),
+    lambda x, **o: ref_batch_triplet(x, TRIPLET_LABELS, mining=mining, p=p, **o),
+    [e],
+    {"margin": 1.5},
+  )
+
+
+def test_batch_triplet_duplicates_have_distance_zero_and_gradient_zero():
+  e = np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 0.5], [0.5, 0.0]])  # 0 and 1: duplicates of one class
+  labels = np.array([0, 0, 1, 1])
+  with jax.enable_x64(True):
+    for mining in ("batch_all", "batch_hard", "semi_hard"):
+      for p in (2.0, 1.0):
+        f = lambda x, mining=mining, p=p: jl.batch_triplet(x, labels, mining=mining, p=p, margin=3.0)
+        np.testing.assert_allclose(f(jnp.asarray(e)), ref_batch_triplet(e, labels, 3.0, mining, p), rtol=1e-12)
+        grad = np.asarray(jax.grad(f)(jnp.asarray(e)))
+        # d(e0, e1) = 0 is a cone: central differences see its minimum-norm 0, as the gradient must; the
+        # negatives 2 and 3 are tied for e0 and e1 and share the gradient.
+        expected = _numeric_grad(lambda x, mining=mining, p=p: ref_batch_triplet(x, labels, 3.0, mining, p), e)
+        np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)

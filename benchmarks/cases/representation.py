@@ -7,6 +7,8 @@ GFLOP/s); the peer is the plain jnp expression written from the paper's pseudo-c
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,8 +23,8 @@ def _pairs(rng, size):
 
 
 def _labelled(rng, size):
-  """Embeddings and labels of ``B / 8`` classes of 8 members (a class-balanced batch, as SupCon samples)."""
-  return rng.standard_normal(size, np.float32), rng.permutation(np.arange(size[0]) // 8).astype(np.int32)
+  """Embeddings and labels of ``B / 4`` classes of 4 members (a class-balanced batch, P x K sampling)."""
+  return rng.standard_normal(size, np.float32), rng.permutation(np.arange(size[0]) // 4).astype(np.int32)
 
 
 def _unit(x):
@@ -54,6 +56,76 @@ def _supcon(e, labels, temperature=0.1):
   return jnp.mean(-jnp.sum(jnp.where(positive, log_prob, 0), axis=1) / count)  # every anchor has positives
 
 
+def _heads(rng, size):
+  """Embeddings ``(B, D)``, ``B`` class centres ``(B, D)`` and labels (a face-recognition head)."""
+  batch, dim = size
+  e = rng.standard_normal(size, np.float32)
+  return e, rng.standard_normal((batch, dim), np.float32), rng.integers(0, batch, batch).astype(np.int32)
+
+
+def _arcface(e, w, labels, scale=64.0, margin=0.5):
+  """InsightFace's ArcFace: cos(theta + m) = c cos m - sin(theta) sin m, its threshold, then cross-entropy."""
+  cosine = _unit(e) @ _unit(w).T
+  c = jnp.take_along_axis(cosine, labels[:, None], axis=1)[:, 0]
+  sine = jnp.sqrt(jnp.clip(1 - c * c, 0, 1))
+  target = jnp.where(
+    c > np.cos(np.pi - margin), c * np.cos(margin) - sine * np.sin(margin), c - margin * np.sin(margin)
+  )
+  logits = scale * jnp.where(jnp.arange(w.shape[0])[None, :] == labels[:, None], target[:, None], cosine)
+  return jnp.mean(jax.nn.logsumexp(logits, axis=1) - scale * target)
+
+
+def _pair_masks(labels):
+  same = labels[:, None] == labels[None, :]
+  return same & ~jnp.eye(labels.shape[0], dtype=bool), ~same
+
+
+def _circle(e, labels, margin=0.25, gamma=256.0):
+  """keras 3 ``circle`` on normalised embeddings; the mean over anchors with a positive loss."""
+  distance = jax.nn.relu(1 - _unit(e) @ _unit(e).T)
+  positive, negative = _pair_masks(labels)
+  pull = jnp.where(positive, -gamma * jax.nn.relu(margin + distance) * (margin - distance), -jnp.inf)
+  push = jnp.where(negative, gamma * jax.nn.relu(1 + margin - distance) * (1 - margin - distance), -jnp.inf)
+  loss = jax.nn.softplus(jax.nn.logsumexp(pull, axis=1) + jax.nn.logsumexp(push, axis=1))
+  return jnp.sum(loss) / jnp.sum(loss > 0).astype(loss.dtype)
+
+
+def _multi_similarity(e, labels, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1):
+  """Wang et al.'s loss with its mining, vectorised over anchors (every anchor has positives and negatives)."""
+  s = _unit(e) @ _unit(e).T
+  positives, negatives = _pair_masks(labels)
+  hardest_positive = jnp.min(jnp.where(positives, s, jnp.inf), axis=1, keepdims=True)
+  hardest_negative = jnp.max(jnp.where(negatives, s, -jnp.inf), axis=1, keepdims=True)
+  negative = negatives & (s + epsilon > hardest_positive)
+  positive = positives & (s - epsilon < hardest_negative)
+  pull = jnp.log1p(jnp.sum(jnp.where(positive, jnp.exp(-alpha * (s - base)), 0), axis=1)) / alpha
+  push = jnp.log1p(jnp.sum(jnp.where(negative, jnp.exp(beta * (s - base)), 0), axis=1)) / beta
+  mined = jnp.any(positive, axis=1) & jnp.any(negative, axis=1)
+  return jnp.mean(jnp.where(mined, pull + push, 0))
+
+
+def _gram_distances(e):
+  squares = jnp.sum(e * e, axis=1)
+  return jnp.sqrt(jax.nn.relu(squares[:, None] + squares[None, :] - 2 * e @ e.T))
+
+
+def _batch_hard(e, labels, margin=1.0):
+  """Hermans et al.: per anchor, the farthest positive and the closest negative."""
+  d = _gram_distances(e)
+  positive, negative = _pair_masks(labels)
+  farthest = jnp.max(jnp.where(positive, d, -jnp.inf), axis=1)
+  closest = jnp.min(jnp.where(negative, d, jnp.inf), axis=1)
+  return jnp.mean(jax.nn.relu(farthest - closest + margin))
+
+
+def _batch_all(e, labels, margin=1.0):
+  """Every triplet as a ``B x B x B`` array; the mean over the triplets with a positive loss."""
+  d = _gram_distances(e)
+  positive, negative = _pair_masks(labels)
+  loss = jnp.where(positive[:, :, None] & negative[:, None, :], jax.nn.relu(d[:, :, None] - d[:, None, :] + margin), 0)
+  return jnp.sum(loss) / jnp.sum(loss > 0).astype(loss.dtype)
+
+
 def _products(count):
   def flops(inputs, mode, diff):
     batch, dim = inputs[0].shape
@@ -69,4 +141,38 @@ CASES = [
   Case("clip", "representation", jl.clip, _pairs, jnp=in_float32(_clip), diff=(0, 1), flops=_products(1), **SETS),
   Case("siglip", "representation", jl.siglip, _pairs, jnp=in_float32(_siglip), diff=(0, 1), flops=_products(1), **SETS),
   Case("supcon", "representation", jl.supcon, _labelled, jnp=in_float32(_supcon), flops=_products(1), **SETS),
+  Case(
+    "arcface", "representation", jl.arcface, _heads, jnp=in_float32(_arcface), diff=(0, 1), flops=_products(1), **SETS
+  ),
+  Case("circle", "representation", jl.circle, _labelled, jnp=in_float32(_circle), flops=_products(1), **SETS),
+  Case(
+    "multi_similarity",
+    "representation",
+    jl.multi_similarity,
+    _labelled,
+    jnp=in_float32(_multi_similarity),
+    flops=_products(1),
+    **SETS,
+  ),
+  Case(
+    "batch_triplet-hard",
+    "representation",
+    functools.partial(jl.batch_triplet, mining="batch_hard"),
+    _labelled,
+    jnp=in_float32(_batch_hard),
+    flops=_products(1),
+    **SETS,
+  ),
+  # The plain batch-all expression holds B^3 floats: B = 256 is 64 MB per array already.
+  Case(
+    "batch_triplet",
+    "representation",
+    jl.batch_triplet,
+    _labelled,
+    jnp=in_float32(_batch_all),
+    sizes=((256, 64),),
+    dtypes=("float32",),
+    quick_sizes=((256, 64),),
+    smoke_size=(8, 4),
+  ),
 ]
