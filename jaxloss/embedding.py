@@ -89,7 +89,7 @@ def margin_ranking(
   )
   _inputs.signs(y, mask)
   margin = _inputs.number("margin", margin, a.dtype)
-  loss = jax.nn.relu(margin - y * (a - b))
+  loss = _custom.relu(margin - y * (a - b))
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
