@@ -368,6 +368,103 @@ def _shifted_norm_traced_jvp(p, primals, tangents):
   return jax.jvp(functools.partial(norm, p=p), (x + shift,), (t + t_shift,))
 
 
+def distance(x: jax.Array, y: jax.Array, shift) -> jax.Array:
+  """``||x - y + shift||_2`` over the last axis: :func:`shifted_norm` for ``p = 2``, in fewer passes over ``x, y``.
+
+  The same values and derivatives as ``shifted_norm(x - y, 2.0, shift)`` (the
+  derivative in ``x`` is ``z / ||z||`` with ``z = x - y + shift``, minus that in
+  ``y``, and exactly 0 for both where ``x == y``), computed from ``x`` and
+  ``y`` rather than a materialised difference. The sum of squares and
+  ``max|x - y|`` (0 exactly on the rows where ``x == y``) are one fused
+  reduction; it is also the range check, so no separate ``x == y`` pass runs.
+  A row whose sum of squares overflows or underflows sends the batch through
+  the scaled path (a ``lax.cond`` on ``x, y``: the common branch materialises
+  nothing). ``shift`` is a constant or a traced 0-d array (differentiable).
+  """
+  if isinstance(shift, (int, float)):
+    return _distance(x, y, shift)
+  return _distance_traced(x, y, shift)
+
+
+def _distance_parts(x: jax.Array, y: jax.Array, shift, factors: bool = False):
+  """The value of :func:`distance`; with ``factors``, also ``k, w``, the rows where ``x == y``, and ``z``.
+
+  ``z k w = z / ||z||`` (0 for ``z == 0``): the derivative is ``sum(z k dz) w``.
+
+  The common branch needs one reduction, the sum of squares: a row where
+  ``x == y`` has ``z = shift`` exactly, so its sum of squares is about
+  ``D shift**2``; only if some row's is that small (or out of range) does the
+  other branch test ``x == y`` and rescale, row by row.
+  """
+  # XLA:CPU's reduction fusion materialises a broadcast that two reductions share (two distances with one shift:
+  # a [..., D] array of eps, written once and read twice); a shift tied to y is a broadcast of this call's own.
+  z = x - y + jax.lax.optimization_barrier((jnp.asarray(shift, x.dtype), y))[0]
+  squares = jnp.sum(z * z, axis=-1)
+  finfo = jnp.finfo(z.dtype)
+  least = float(finfo.tiny) / float(finfo.eps)
+  if factors:  # the rows that may have x == y: at most D shift**2 up to the sum's rounding (2**-6 is far above it)
+    least = jnp.maximum(least, (z.shape[-1] * (1 + 2**-6)) * (jnp.asarray(shift, z.dtype) ** 2))
+  common = jnp.all((squares >= least) & (squares <= float(finfo.max)))
+
+  # Plain sqrt and 1 / value below: both branches keep their arguments >= tiny / eps, so every derivative is finite.
+  def unscaled(x, y, shift, squares):
+    value = jnp.sqrt(squares)
+    return (value, 1 / value, jnp.ones_like(value), jnp.zeros(value.shape, bool)) if factors else value
+
+  def checked(x, y, shift, squares):
+    z = x - y + shift
+    exact = (squares >= float(finfo.tiny) / float(finfo.eps)) & (squares <= float(finfo.max))
+    # |z| / ||z|| is scale-invariant, so the scale can be a constant (stop_gradient) for the derivatives.
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(z), axis=-1))
+    positive = scale > 0
+    safe_scale = jnp.where(positive | exact, scale, 1)
+    u = z / safe_scale[..., None]
+    scaled_norm = jnp.sqrt(jnp.sum(u * u, axis=-1))  # in [1, sqrt(D)] for a nonzero row: every derivative finite
+    root = jnp.sqrt(jnp.where(exact, squares, 1))
+    value = jnp.where(exact, root, jnp.where(positive, safe_scale * scaled_norm, 0))
+    if not factors:
+      return value
+    # Two factors: z k is O(1) on the scaled rows, so no derivative of z k w overflows (as in _two_norm).
+    k = jnp.where(exact, 1 / root, jnp.where(positive, 1 / safe_scale, 0))
+    w = jnp.where(exact | ~positive, 1, 1 / jnp.where(positive, scaled_norm, 1))
+    same = jnp.max(jnp.abs(x - y), axis=-1) == 0  # NaN compares unequal
+    return value, k, w, same
+
+  out = jax.lax.cond(common, unscaled, checked, x, y, shift, squares)
+  # z for the derivative, bitwise equal to the forward's (x - y == -(y - x) exactly) but a different expression:
+  # a shared x - y would be materialised for both instead of fused into each.
+  return (*out, shift - (y - x)) if factors else out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _distance(x: jax.Array, y: jax.Array, shift: float) -> jax.Array:
+  """:func:`distance` for a constant ``shift``."""
+  return _distance_parts(x, y, shift)
+
+
+@_distance.defjvp
+def _distance_jvp(shift, primals, tangents):
+  (x, y), (tx, ty) = primals, tangents
+  value, k, w, same, z = _distance_parts(x, y, shift, factors=True)
+  k = jnp.where(same, jnp.zeros_like(k), k)
+  return value, jnp.sum(z * k[..., None] * (tx - ty), axis=-1) * w
+
+
+@jax.custom_jvp
+def _distance_traced(x: jax.Array, y: jax.Array, shift: jax.Array) -> jax.Array:
+  """:func:`distance` for a traced ``shift`` (as a non-differentiable argument it would get gradient 0)."""
+  return _distance_parts(x, y, shift)
+
+
+@_distance_traced.defjvp
+def _distance_traced_jvp(primals, tangents):
+  (x, y, shift), (tx, ty, t_shift) = primals, tangents
+  value, k, w, same, z = _distance_parts(x, y, shift, factors=True)
+  # The shift's derivative is the norm's at z on every row, x == y included (the value there is ||shift * 1||).
+  dz = jnp.where(same[..., None], jnp.zeros_like(tx), tx - ty) + t_shift
+  return value, jnp.sum(z * k[..., None] * dz, axis=-1) * w
+
+
 def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:
   """``log(sum(exp(x), where=where))`` over ``axis``: -inf with a zero gradient where nothing is selected.
 

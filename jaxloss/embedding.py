@@ -90,7 +90,7 @@ def margin_ranking(
   )
   _inputs.signs(y, mask)
   margin = _inputs.number("margin", margin, a.dtype)
-  loss = jax.nn.relu(margin - y * (a - b))
+  loss = _custom.relu(margin - y * (a - b))
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
@@ -173,7 +173,7 @@ def triplet_margin(
 
   def distance(x, y):
     if distance_fn is None:
-      return _custom.shifted_norm(x - y, p, eps)
+      return _custom.distance(x, y, eps) if p == 2 else _custom.shifted_norm(x - y, p, eps)
     d = jnp.asarray(distance_fn(x, y))
     if d.shape != x.shape[:-1] or not jnp.issubdtype(d.dtype, jnp.floating):
       raise ValueError(
