@@ -195,8 +195,9 @@ def log_cosh(x: jax.Array) -> jax.Array:
   # Far out 1 + u underflows to 0 and the unselected near-zero argument is inf, never NaN.
   argument = jnp.where(small, u * u / (2 * (1 + u)), (1 + u) * (1 + u))
   value = jnp.log1p(argument)
-  # Ends in a select, not an add: XLA:CPU's reduction fusion would otherwise absorb the
-  # final log1p + add and materialise both of its operands (two arrays instead of one).
+  # Ends in a select, not an add: XLA:CPU's reduction fusion would otherwise absorb the final log1p + add and
+  # materialise both of its operands (two arrays instead of one). A select-free form (the branch chosen by
+  # max(sign(1 - |x|), 0)) is absorbed whole but ran 1.5x slower (forward 1e7 float32, 508 vs 341 ms).
   return jnp.where(small, value, value + (a - _LOG2))
 
 
@@ -208,6 +209,38 @@ def _log_cosh_jvp(primals, tangents):
   # value, which lets XLA:CPU compute the value in the gradient's output buffer instead of a
   # fresh temporary (value_and_grad at 1e7 float32: temp 80 -> 0 MB, ~1.5x -> ~0.95x optax).
   return y, jnp.where(y < 0, jnp.zeros_like(x), jnp.tanh(x)) * t
+
+
+def huber(e: jax.Array, delta: float) -> jax.Array:
+  """Huber of ``e`` for a constant, finite, positive ``delta``: ``q (|e| - q / 2)`` with ``q = min(|e|, delta)``.
+
+  That is ``e**2 / 2`` for ``|e| < delta`` (``|e| - q / 2 = q / 2`` exactly) and
+  ``delta (|e| - delta / 2)`` elsewhere, the same floating-point operations as
+  the two-branch form on each side, but select-free: XLA:CPU's reduction
+  fusion takes ``min`` and absorbs the whole loss, where a select is
+  materialised (forward at 1e7 float32: temp 40 -> 0 MB). The derivative is
+  ``clip(e, -delta, delta)`` (0 at ``e == 0``), the second ``1`` inside and
+  ``0`` outside ``(-delta, delta)``.
+  """
+  return _huber(e, delta)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _huber(e: jax.Array, delta: float) -> jax.Array:
+  size = jnp.abs(e)
+  q = jnp.minimum(size, delta)
+  return q * (size - 0.5 * q)
+
+
+@_huber.defjvp
+def _huber_jvp(delta, primals, tangents):
+  (e,), (t,) = primals, tangents
+  size = jnp.abs(e)
+  quadratic = size < delta
+  # The two-branch form (bitwise the same value): differentiated, XLA:CPU keeps the value as one array that the
+  # reduction reads, where the select-free form materialises |e| and a delta broadcast for the slope (80 MB, not 40).
+  value = jnp.where(quadratic, 0.5 * e * e, delta * (size - 0.5 * delta))
+  return value, jnp.where(quadratic, e, delta * jnp.sign(e)) * t
 
 
 def _pnorm_value(x: jax.Array, p: float) -> jax.Array:

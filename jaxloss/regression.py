@@ -224,9 +224,11 @@ def huber(
 
 def _huber(error: jax.Array, delta) -> jax.Array:
   """Huber of ``error`` elementwise; ``delta`` may be traced, and infinite (half the squared error)."""
-  size = _custom.abs(error)
   if _inputs.is_constant(delta, np.inf):  # the limit
     return 0.5 * error * error
+  if not _inputs.is_array(delta):
+    return _custom.huber(error, delta)
+  size = _custom.abs(error)
   quadratic = size < delta
   if _inputs.is_array(delta):
     # Double where: the linear branch never sees an infinite traced delta, so its gradient stays finite.
