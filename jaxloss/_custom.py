@@ -434,7 +434,7 @@ def _distance_parts(x: jax.Array, y: jax.Array, shift, factors: bool = False):
   z = x - y + jax.lax.optimization_barrier((jnp.asarray(shift, x.dtype), y))[0]
   squares = jnp.sum(z * z, axis=-1)
   finfo = jnp.finfo(z.dtype)
-  least = float(finfo.tiny) / float(finfo.eps)
+  least: float | jax.Array = float(finfo.tiny) / float(finfo.eps)
   if factors:  # the rows that may have x == y: at most D shift**2 up to the sum's rounding (2**-6 is far above it)
     least = jnp.maximum(least, (z.shape[-1] * (1 + 2**-6)) * (jnp.asarray(shift, z.dtype) ** 2))
   common = jnp.all((squares >= least) & (squares <= float(finfo.max)))
