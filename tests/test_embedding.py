@@ -396,6 +396,35 @@ def test_norm_primitives(p):
       assert np.all(np.isfinite(np.asarray(jax.hessian(lambda v, f=f: jnp.sum(f(v)))(jnp.asarray(x)))))
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_distance_primitive_matches_numpy_on_every_branch(traced):
+  """``_custom.distance`` (triplet_margin's p = 2 fast path): value, gradient and shift derivative against NumPy
+  float64 on ordinary rows and on the rows that take its rescaling branch (x == y, huge, tiny)."""
+  rng = _rng(15)
+  x = rng.normal(size=(5, 4))
+  y = x + rng.normal(size=(5, 4))
+  y[1] = x[1]  # x == y: value |shift| sqrt(D), the minimum-norm gradient 0 in x and y
+  x[2], y[2] = 1e30 * x[2], -1e30 * x[2]  # sum of squares beyond the float32 range
+  x[3], y[3] = 1e-30 * x[3], 0.0  # below the smallest normal number after squaring
+  shift = 1e-6
+  z = x - y + shift
+  value = np.linalg.norm(z, axis=-1)
+  slope = np.where((x == y).all(-1, keepdims=True), 0.0, z / value[:, None])
+  args = (jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+  s = jnp.float32(shift) if traced else shift
+  f = lambda a, b, s: jnp.sum(_custom.distance(a, b, s) * jnp.arange(1.0, 6.0))
+  np.testing.assert_allclose(_custom.distance(*args, s), value, rtol=1e-6)
+  gx, gy = jax.grad(f, argnums=(0, 1))(*args, s)
+  np.testing.assert_allclose(gx, slope * np.arange(1.0, 6.0)[:, None], rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(gy, -gx)
+  _assert_all_zero(gx[1], gy[1])
+  (tx,) = jax.jvp(lambda a: _custom.distance(a, args[1], s), (args[0],), (jnp.ones_like(args[0]),))[1:]
+  np.testing.assert_allclose(tx, slope.sum(-1), rtol=1e-5, atol=1e-7)
+  if traced:  # d/dshift = sum(z) / ||z||, also where x == y
+    ds = jax.grad(lambda s: jnp.sum(_custom.distance(*args, s)))(s)
+    np.testing.assert_allclose(ds, np.sum(z.sum(-1) / value), rtol=1e-5)
+
+
 # Trace-time errors.
 X = jnp.ones((3, 4))
 
