@@ -66,9 +66,6 @@ CASES = [
     options={"margin": Option(0.7, invalid=np.inf)},
     **SETS,
   ),
-  Case(
-    "auc_surrogate-logistic", jl.auc_surrogate, _binary_lists, _binary_extremes, kwargs={"loss": "logistic"}, **SETS
-  ),
   Case("auc_surrogate-square", jl.auc_surrogate, _binary_lists, _binary_extremes, kwargs={"loss": "square"}, **SETS),
   Case(
     "smooth_ap",
