@@ -214,7 +214,9 @@ def approx_ndcg(
     A scalar, or ``[...]`` (one value per list) for ``reduction="none"``, in
     ``[0, 1]`` up to the relaxation.
 
-  Edges: smooth; tied scores count half a rank each. Metric: NDCG@k (gains
+  Edges: smooth; tied scores count half a rank each. With ``k`` the cut point
+  ``\bar r_k`` is a constant for the gradient (``stop_gradient``, as rax), so
+  the gradient is not the derivative of the value there. Metric: NDCG@k (gains
   ``2^y - 1``, discount ``1 / log2(1 + rank)``). Matches
   ``rax.approx_t12n(rax.ndcg_metric, temperature)(scores, labels, topn=k)``
   plus 1 (rax returns ``-NDCG``: the same gradient); lists without a relevant

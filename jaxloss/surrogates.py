@@ -74,7 +74,7 @@ def soft_fbeta(
   Edges: smooth where the denominator ``beta^2 sum t + sum p`` is positive; a
   score with nothing predicted and nothing present is perfect (loss 0, zero
   gradient), as scikit-learn's ``zero_division=1``. Metric: F-beta (F1 at
-  ``beta = 1``). Reference: Lipton, Elkan and Naryanaswamy, "Optimal
+  ``beta = 1``). Reference: Lipton, Elkan and Narayanaswamy, "Optimal
   Thresholding of Classifiers to Maximize F1 Measure", 2014; the soft counts
   of Milletari et al., "V-Net", 2016.
 
