@@ -27,9 +27,12 @@ CASES = all_cases()
 BATCH = (5, 2)
 
 
-@pytest.fixture(params=CASES, ids=str)
-def case(request):
-  return request.param
+# Module scope: pytest runs every test of one case together (they share its compiled programs), and the
+# teardown frees the programs once the process is large (conftest.py), so a worker stays small.
+@pytest.fixture(params=CASES, ids=str, scope="module")
+def case(request, free_memory_if_large):
+  yield request.param
+  free_memory_if_large()
 
 
 def _rng(case, salt=0):
@@ -289,9 +292,10 @@ def test_check_grads_float64(case):
 OPTION_CASES = [c for c in CASES if c.options]
 
 
-@pytest.fixture(params=OPTION_CASES, ids=str)
-def option_case(request):
-  return request.param
+@pytest.fixture(params=OPTION_CASES, ids=str, scope="module")
+def option_case(request, free_memory_if_large):
+  yield request.param
+  free_memory_if_large()
 
 
 def test_traced_options_match_constants_vmap_grad_and_compile_once(option_case):
