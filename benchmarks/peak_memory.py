@@ -14,7 +14,7 @@ peak resident set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) as the
 *baseline*, runs ``K`` calls, and records the peak again. Printed: the peak, the
 peak above the baseline (what the loss and its gradient cost, compilation
 included) and both as ratios to the naive path. The default size is issue 6's
-acceptance shape, float32.
+acceptance shape, float32; ``--dtype bfloat16`` runs the same in bfloat16.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _peak_bytes() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def _jax_worker(implementation: str, n: int, d: int, v: int, calls: int) -> dict:
+def _jax_worker(implementation: str, n: int, d: int, v: int, calls: int, dtype: str = "float32") -> dict:
   import jax
   import jax.numpy as jnp
   from jax import lax
@@ -46,7 +46,7 @@ def _jax_worker(implementation: str, n: int, d: int, v: int, calls: int) -> dict
     hidden = jnp.sin(index((n, d)) * 12.9898) * 1.7
     weight = jnp.sin(index((v, d)) * 78.233) * (1.7 / d**0.5)
     labels = (lax.iota(jnp.int32, n) * 7919) % v
-    return hidden, weight, labels
+    return hidden.astype(dtype), weight.astype(dtype), labels
 
   hidden, weight, labels = jax.block_until_ready(jax.jit(inputs)())
   baseline = _peak_bytes()
@@ -60,13 +60,14 @@ def _jax_worker(implementation: str, n: int, d: int, v: int, calls: int) -> dict
   return {"baseline_bytes": baseline, "peak_bytes": _peak_bytes(), "value": float(value)}
 
 
-def _torch_worker(implementation: str, n: int, d: int, v: int, calls: int) -> dict:
+def _torch_worker(implementation: str, n: int, d: int, v: int, calls: int, dtype: str = "float32") -> dict:
   import torch
   import torch.nn.functional as F
 
   generator = torch.Generator().manual_seed(0)
-  hidden = torch.randn(n, d, generator=generator).requires_grad_(True)
-  weight = (torch.randn(v, d, generator=generator) / d**0.5).requires_grad_(True)
+  kind = getattr(torch, dtype)
+  hidden = torch.randn(n, d, generator=generator).to(kind).requires_grad_(True)
+  weight = (torch.randn(v, d, generator=generator) / d**0.5).to(kind).requires_grad_(True)
   labels = torch.randint(0, v, (n,), generator=generator)
   baseline = _peak_bytes()
   options = torch.nn.LinearCrossEntropyOptions() if implementation == "torch" else None
@@ -76,10 +77,10 @@ def _torch_worker(implementation: str, n: int, d: int, v: int, calls: int) -> di
   return {"baseline_bytes": baseline, "peak_bytes": _peak_bytes(), "value": float(value)}
 
 
-def measure(implementation: str, size: tuple[int, int, int], calls: int) -> dict:
+def measure(implementation: str, size: tuple[int, int, int], calls: int, dtype: str = "float32") -> dict:
   """Run one implementation in a fresh subprocess; its record, or ``{"error": ...}``."""
   command = [sys.executable, "-m", "benchmarks.peak_memory", "--worker", implementation, "--calls", str(calls)]
-  command += ["--size", *map(str, size)]
+  command += ["--size", *map(str, size), "--dtype", dtype]
   done = subprocess.run(command, capture_output=True, text=True)
   if done.returncode != 0:
     return {"error": (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]}
@@ -115,19 +116,20 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--size", nargs=3, type=int, default=(8192, 1024, 32768), metavar=("N", "D", "V"))
   parser.add_argument("--calls", type=int, default=2, help="value_and_grad calls per process (default 2)")
   parser.add_argument("--only", nargs="+", choices=IMPLEMENTATIONS, default=IMPLEMENTATIONS)
+  parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
   parser.add_argument("--out", help="also write the records as JSON")
   parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   size = tuple(args.size)
   if args.worker:
     worker = _torch_worker if args.worker.startswith("torch") else _jax_worker
-    print(json.dumps(worker(args.worker, *size, args.calls)))
+    print(json.dumps(worker(args.worker, *size, args.calls, args.dtype)))
     return 0
   records = {}
   for name in args.only:
-    records[name] = measure(name, size, args.calls)
+    records[name] = measure(name, size, args.calls, args.dtype)
     print(f"{name}: {records[name]}", file=sys.stderr, flush=True)
-  print(f"value_and_grad, float32, N, D, V = {size}, {args.calls} calls per process")
+  print(f"value_and_grad, {args.dtype}, N, D, V = {size}, {args.calls} calls per process")
   print(table(records))
   if args.out:
     with open(args.out, "w") as f:

@@ -38,9 +38,9 @@ from jaxloss._api import Numeric, Static, loss
 
 # About this many logits per streamed block (32 MiB in float32); see linear_cross_entropy's docstring.
 _BLOCK_ELEMENTS = 8 * 2**20
-# Vocabulary blocks hold a few [tokens, chunk] float32 arrays in the backward pass, next to the float32
-# [tokens, D] accumulator of the hidden gradient: half the token path's block keeps them within the
-# 256 MiB floor at Llama-3-8B's head (8192 tokens x 4096).
+# Vocabulary blocks are [_VOCAB_ROWS tokens, chunk classes], 2M logits (8 MiB in float32) by default: next to
+# the float32 [tokens, D] accumulator of the hidden gradient they keep the 256 MiB floor at Llama-3-8B's head.
+_VOCAB_ROWS = 2048
 _VOCAB_BLOCK_ELEMENTS = 2 * 2**20
 # The token path keeps a float32 [V, D] accumulator of the weight gradient (and the gradients as
 # residuals); above this many bytes of it, the vocabulary path is chosen (see linear_cross_entropy).
@@ -50,7 +50,8 @@ _TOKEN_PATH_MAX_BYTES = 256 * 2**20
 class _Config(NamedTuple):
   """The static part of a call: block size, weight layout, the constant options and the vocabulary size."""
 
-  chunk: int
+  chunk: int  # tokens per block (token path) or classes per block (vocabulary path)
+  rows: int  # tokens per block of the vocabulary path
   layout: str  # "vd": weight [V, D]; "dv": [D, V]
   constants: tuple[tuple[str, float | None], ...]  # options given as Python numbers
   vocab: int  # the whole vocabulary (all shards)
@@ -170,62 +171,101 @@ def _logit_stats(config, hidden, weight, bias, labels, probs, class_w, traced):
   return _stats(config, hidden, weight, bias, labels, probs, class_w, traced)[0]
 
 
+def _bits(x):
+  """A half-precision array as its bits (uint16), other arrays as they are.
+
+  XLA:CPU's float normalisation upcasts a loop-carried half-precision array to
+  float32 before the loop when the loop's matrix products read it (measured: a
+  [V, D] float32 copy of the weight, 2.25 GiB at Gemma-2-2B's head, and of its
+  gradient buffer); as bits it stays what it is, and each block is bitcast back
+  (:func:`_unbits`) where it is used.
+  """
+  return lax.bitcast_convert_type(x, jnp.uint16) if x.dtype.itemsize == 2 else x
+
+
+def _unbits(x, dtype):
+  return x if x.dtype == dtype else lax.bitcast_convert_type(x, dtype)
+
+
 def _stats(config, hidden, weight, bias, labels, probs, class_w, traced):
   dtype = _checks.compute_dtype(hidden, weight, bias)
   cap = _options(config, traced)["softcap"]
   vocab = weight.shape[0 if config.layout == "vd" else 1]
+  hidden_bits, weight_bits = _bits(hidden), _bits(weight)
 
-  def body(start, size, carry):
-    top, scale, a, s = carry
-    w = _weight_block(weight, start, size, config.layout)
-    z = _custom.softcapped(_raw_logits(hidden, w, bias, start, size, config.layout, dtype), cap)
-    new_top = jnp.maximum(top, jnp.max(z, axis=1))
-    # top starts at -inf: exp(-inf) = 0 rescales the empty sum.
-    scale = scale * jnp.exp(top - new_top) + jnp.sum(jnp.exp(z - new_top[:, None]), axis=1)
-    block_a, block_s = _target_terms(z, labels, start, _slice(probs, start, size, 1), _slice(class_w, start, size, 0))
-    return new_top, scale, a + block_a, s + block_s
+  def rows(first, count, carry):
+    h = _unbits(_slice(hidden_bits, first, count, 0), hidden.dtype)
+    y, p = _slice(labels, first, count, 0), _slice(probs, first, count, 0)
 
-  # Per-token carries are shaped (and, under explicit sharding, sharded) like the tokens.
+    def body(start, size, carry):
+      top, scale, a, s = carry
+      w = _unbits(_weight_block(weight_bits, start, size, config.layout), weight.dtype)
+      z = _custom.softcapped(_raw_logits(h, w, bias, start, size, config.layout, dtype), cap)
+      new_top = jnp.maximum(top, jnp.max(z, axis=1))
+      # top starts at -inf: exp(-inf) = 0 rescales the empty sum.
+      scale = scale * jnp.exp(top - new_top) + jnp.sum(jnp.exp(z - new_top[:, None]), axis=1)
+      block_a, block_s = _target_terms(z, y, start, _slice(p, start, size, 1), _slice(class_w, start, size, 0))
+      return new_top, scale, a + block_a, s + block_s
+
+    zeros = jnp.zeros_like(h[:, 0], dtype)
+    top, scale, a, s = _over_chunks(vocab, config.chunk, body, (jnp.full_like(zeros, -jnp.inf), zeros, zeros, zeros))
+    return tuple(_update(x, block, first, 0) for x, block in zip(carry, (top + jnp.log(scale), a, s), strict=True))
+
+  # Per-token results are shaped (and, under explicit sharding, sharded) like the tokens.
   zeros = jnp.zeros_like(hidden[:, 0], dtype)
-  top, scale, a, s = _over_chunks(vocab, config.chunk, body, (jnp.full_like(zeros, -jnp.inf), zeros, zeros, zeros))
-  lse = top + jnp.log(scale)
+  lse, a, s = _over_chunks(hidden.shape[0], config.rows, rows, (zeros, zeros, zeros))
   return (lse, a, s), (hidden, weight, bias, labels, probs, class_w, traced, lse)
 
 
 def _stats_bwd(config, residuals, cotangents):
+  """Vocabulary blocks outside, token blocks inside: each block of the weight gradient is completed once."""
   hidden, weight, bias, labels, probs, class_w, traced, lse = residuals
-  g_lse, g_a, g_s = (g[:, None] for g in cotangents)
   dtype = lse.dtype
   layout = config.layout
   vocab = weight.shape[0 if layout == "vd" else 1]
   axis = 0 if layout == "vd" else 1
+  hidden_bits, weight_bits = _bits(hidden), _bits(weight)
 
-  def body(start, size, carry):
-    d_hidden, d_weight, d_bias, d_probs, d_class_w, d_traced = carry
-    w = _weight_block(weight, start, size, layout)
-    x = _raw_logits(hidden, w, bias, start, size, layout, dtype)
+  def classes(start, size, carry):
+    d_hidden, d_weight_bits, d_bias, d_probs, d_class_w, d_traced = carry
+    w = _unbits(_weight_block(weight_bits, start, size, layout), weight.dtype)
+    cw = _slice(class_w, start, size, 0)
 
-    def block(x, traced, probs, class_w):
-      z = _custom.softcapped(x, _options(config, traced)["softcap"])
-      a, s = _target_terms(z, labels, start, probs, class_w)
-      # d lse / d z = exp(z - lse): the gradient of this sum with lse held fixed.
-      return jnp.sum(g_lse * jnp.exp(z - lse[:, None])) + jnp.sum(g_a[:, 0] * a) + jnp.sum(g_s[:, 0] * s)
+    def rows(first, count, carry):
+      d_hidden, d_w, d_b, d_probs, d_c, d_traced = carry
+      h = _unbits(_slice(hidden_bits, first, count, 0), hidden.dtype)
+      y, m, g_lse, g_a, g_s = (_slice(x, first, count, 0) for x in (labels, lse, *cotangents))
+      x = _raw_logits(h, w, bias, start, size, layout, dtype)
 
-    block_inputs = (x, traced, _slice(probs, start, size, 1), _slice(class_w, start, size, 0))
-    dx, dt, dp, dc = jax.grad(block, argnums=(0, 1, 2, 3))(*block_inputs)
-    dx_in = dx.astype(hidden.dtype)
-    d_hidden = d_hidden + _hidden_grad(dx_in, w, layout, dtype)
-    d_weight = _update(d_weight, _weight_grad(dx_in, hidden, layout, weight, dtype), start, axis)
-    d_bias = _update(d_bias, jnp.sum(dx, axis=0), start, 0)
-    d_probs = d_probs if probs is None else _update(d_probs, dp, start, 1)
-    d_class_w = d_class_w if class_w is None else _update(d_class_w, dc, start, 0)
-    d_traced = jax.tree.map(jnp.add, d_traced, dt)
-    return d_hidden, d_weight, d_bias, d_probs, d_class_w, d_traced
+      def block(x, traced, p, cw):
+        z = _custom.softcapped(x, _options(config, traced)["softcap"])
+        a, s = _target_terms(z, y, start, p, cw)
+        # d lse / d z = exp(z - lse): the gradient of this sum with lse held fixed.
+        return jnp.sum(g_lse[:, None] * jnp.exp(z - m[:, None])) + jnp.sum(g_a * a) + jnp.sum(g_s * s)
+
+      p = None if probs is None else lax.dynamic_slice(probs, (first, start), (count, size))
+      dx, dt, dp, dc = jax.grad(block, argnums=(0, 1, 2, 3))(x, traced, p, cw)
+      dx_in = dx.astype(hidden.dtype)
+      d_h = _slice(d_hidden, first, count, 0) + _hidden_grad(dx_in, w, layout, dtype)
+      d_hidden = _update(d_hidden, d_h, first, 0)
+      d_w = d_w + _weight_grad(dx_in, h, layout, weight, dtype)
+      d_b = _add(d_b, jnp.sum(dx, axis=0))
+      if probs is not None:
+        d_probs = lax.dynamic_update_slice(d_probs, dp.astype(d_probs.dtype), (first, start))
+      d_c = _add(d_c, dc)
+      return d_hidden, d_w, d_b, d_probs, d_c, jax.tree.map(jnp.add, d_traced, dt)
+
+    zeros = lambda x: None if x is None else jnp.zeros_like(x, dtype)
+    init = (d_hidden, zeros(w), zeros(_slice(bias, start, size, 0)), d_probs, zeros(cw), d_traced)
+    d_hidden, d_w, d_b, d_probs, d_c, d_traced = _over_chunks(hidden.shape[0], config.rows, rows, init)
+    d_weight_bits = _update(d_weight_bits, _bits(d_w.astype(weight.dtype)), start, axis)
+    return d_hidden, d_weight_bits, _update(d_bias, d_b, start, 0), d_probs, _update(d_class_w, d_c, start, 0), d_traced
 
   like = lambda x: None if x is None else jnp.zeros_like(x)
-  init = (jnp.zeros_like(hidden, dtype), jnp.zeros_like(weight), like(bias), like(probs), like(class_w))
+  init = (jnp.zeros_like(hidden, dtype), _bits(jnp.zeros_like(weight)), like(bias), like(probs), like(class_w))
   init += (jax.tree.map(jnp.zeros_like, traced),)
-  d_hidden, d_weight, d_bias, d_probs, d_class_w, d_traced = _over_chunks(vocab, config.chunk, body, init)
+  d_hidden, d_weight_bits, d_bias, d_probs, d_class_w, d_traced = _over_chunks(vocab, config.chunk, classes, init)
+  d_weight = _unbits(d_weight_bits, weight.dtype)
   return d_hidden.astype(hidden.dtype), d_weight, d_bias, None, d_probs, d_class_w, d_traced
 
 
@@ -396,7 +436,7 @@ def _chunk(chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int:
     if by_tokens:
       chunk_size = max(8, _BLOCK_ELEMENTS // max(vocab, 1))
     else:  # in multiples of 128 columns
-      chunk_size = min(4096, max(128, (_VOCAB_BLOCK_ELEMENTS // max(tokens, 1)) // 128 * 128))
+      chunk_size = min(4096, max(128, (_VOCAB_BLOCK_ELEMENTS // max(min(tokens, _VOCAB_ROWS), 1)) // 128 * 128))
   ok = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) and chunk_size > 0
   _checks.option("chunk_size", chunk_size, ok, "a positive int or None")
   return int(min(chunk_size, max(tokens if by_tokens else vocab, 1)))
@@ -479,8 +519,10 @@ def linear_cross_entropy(
     chunk_size: tokens per block (token path) or classes per block
       (vocabulary path, see above); ``None`` (default) picks about 8M logits
       per token block, ``8M / V`` tokens (256 for ``V = 32768``), or about 2M
-      per vocabulary block, ``2M / tokens`` classes (256 for 8192 tokens), a
-      multiple of 128 between 128 and 4096.
+      per vocabulary block of 2048 tokens (all the tokens where they are
+      sharded): 1024 classes, a multiple of 128 between 128 and 4096. A given
+      ``chunk_size`` makes the vocabulary path's blocks ``chunk_size`` tokens
+      by ``chunk_size`` classes.
     label_smoothing: ``epsilon`` in ``[0, 1]``: the target mixes the labels with
       the uniform distribution over the ``V`` classes (as
       ``torch.nn.functional.cross_entropy``). May be traced (a 0-d array or
@@ -629,7 +671,9 @@ def linear_cross_entropy(
   chunk = _chunk(chunk_size, tokens, local_vocab, by_tokens)
   traced = {k: v for k, v in options.items() if _inputs.is_array(v)}
   constants = tuple((k, v) for k, v in options.items() if not _inputs.is_array(v))
-  config = _Config(chunk, weight_layout, constants, vocab)
+  # The vocabulary path's token blocks (contiguous rows): all the tokens where they are sharded in the types.
+  rows = max(tokens, 1) if _batch_sharded(h) else max(1, min(tokens, chunk_size or _VOCAB_ROWS))
+  config = _Config(chunk, rows, weight_layout, constants, vocab)
 
   flat_h = h.reshape(tokens, h.shape[-1])
   flat_y = None if y is None else y.reshape(tokens)
