@@ -100,6 +100,33 @@ def _tokens(n=2048, d=512, v=16384):
   )
 
 
+def _probabilities(b=1024, c=1024):
+  return lambda rng: (rng.uniform(size=(b, c)).astype(np.float32), (rng.uniform(size=(b, c)) < 0.3).astype(np.float32))
+
+
+def _binary_lists(b=4096, size=32):
+  return lambda rng: (
+    rng.standard_normal((b, size), np.float32),
+    (rng.uniform(size=(b, size)) < 0.3).astype(np.float32),
+  )
+
+
+def _calibration_sets(n=8192, c=16):
+  return lambda rng: (rng.standard_normal((n, c), np.float32), rng.integers(0, c, n).astype(np.int32))
+
+
+def _views(b=1024, d=128):
+  return lambda rng: (rng.standard_normal((b, d), np.float32), rng.standard_normal((b, d), np.float32))
+
+
+def _faces(b=1024, d=128, c=4096):
+  return lambda rng: (
+    rng.standard_normal((b, d), np.float32),
+    rng.standard_normal((c, d), np.float32),
+    rng.integers(0, c, b).astype(np.int32),
+  )
+
+
 # (name, loss, make, options, differentiated inputs)
 CASES: list[tuple[str, Callable, Callable, dict, tuple[int, ...]]] = [
   ("huber", jl.huber, _elementwise(), {"delta": 0.7}, (0,)),
@@ -126,6 +153,20 @@ CASES: list[tuple[str, Callable, Callable, dict, tuple[int, ...]]] = [
   ("dice", jl.dice, _masks(), {"smooth": 0.8}, (0,)),
   ("tversky", jl.tversky, _masks(), {"alpha": 0.3, "beta": 0.7, "smooth": 0.5}, (0,)),
   ("linear_cross_entropy", jl.linear_cross_entropy, _tokens(), {"label_smoothing": 0.1, "z_loss": 1e-4}, (0, 1)),
+  ("confidence_penalty", jl.confidence_penalty, _classes(), {"beta": 0.1}, (0,)),
+  ("soft_binned_ece", jl.soft_binned_ece, _calibration_sets(), {"temperature": 0.01}, (0,)),
+  ("mmce", jl.mmce, _calibration_sets(2048), {"bandwidth": 0.4}, (0,)),
+  ("soft_fbeta", jl.soft_fbeta, _probabilities(), {"beta": 2.0}, (0,)),
+  ("auc_surrogate", jl.auc_surrogate, _binary_lists(), {"margin": 1.0}, (0,)),
+  ("smooth_ap", jl.smooth_ap, _binary_lists(), {"temperature": 0.01}, (0,)),
+  ("approx_ndcg", jl.approx_ndcg, _lists(), {"temperature": 1.0}, (0,)),
+  ("clip", jl.clip, _views(), {"temperature": 0.07, "label_smoothing": 0.1}, (0, 1)),
+  ("siglip", jl.siglip, _views(), {"temperature": 10.0, "bias": -10.0}, (0, 1)),
+  ("supcon", jl.supcon, _sets(), {"temperature": 0.1}, (0,)),
+  ("angular_margin", jl.angular_margin, _faces(), {"scale": 64.0, "m1": 1.0, "m2": 0.5, "m3": 0.0}, (0, 1)),
+  ("circle", jl.circle, _sets(), {"margin": 0.25, "gamma": 256.0}, (0,)),
+  ("multi_similarity", jl.multi_similarity, _sets(), {"alpha": 2.0, "beta": 50.0, "base": 0.5, "epsilon": 0.1}, (0,)),
+  ("batch_triplet", jl.batch_triplet, _sets(), {"margin": 1.0}, (0,)),
 ]
 
 
