@@ -507,8 +507,10 @@ def _margin_cosine_jvp(primals, tangents):
   return y, jnp.where(angle > jnp.pi, fallback, margin)
 
 
-def _angular_margin(embeddings, class_weights_matrix, labels, scale, m1, m2, m3, reduction, weights, where):
-  """The shared body of :func:`angular_margin`, :func:`arcface` and :func:`cosface`."""
+def _angular_margin(
+  embeddings, class_weights_matrix, labels, scale, m1, m2, m3, reduction, weights, where, names=("m1", "m2", "m3")
+):
+  """The shared body of :func:`angular_margin`, :func:`arcface` and :func:`cosface` (``names``: the margins' own)."""
   x = _checks.floating("embeddings", embeddings)
   w = _checks.floating("class_weights_matrix", class_weights_matrix)
   if x.ndim < 1:
@@ -522,9 +524,7 @@ def _angular_margin(embeddings, class_weights_matrix, labels, scale, m1, m2, m3,
   w = w.astype(x.dtype)
   dtype = x.dtype
   scale = _inputs.number("scale", scale, dtype, lambda s: s > 0, "a positive number")
-  m1 = _inputs.number("m1", m1, dtype)
-  m2 = _inputs.number("m2", m2, dtype)
-  m3 = _inputs.number("m3", m3, dtype)
+  m1, m2, m3 = (_inputs.number(n, m, dtype) for n, m in zip(names, (m1, m2, m3), strict=True))
   cosine = jnp.einsum("...d,cd->...c", _unit(x), _unit(w))
   target = _inputs.class_labels("embeddings", cosine, labels, mask)
   one_hot = jnp.broadcast_to(jnp.arange(cosine.shape[-1]), cosine.shape) == target.index[..., None]
@@ -658,7 +658,10 @@ def arcface(
     >>> print(f"{jl.arcface(e, centres, jnp.array([0]), scale=4.0):.4f}")
     1.8697
   """
-  return _angular_margin(embeddings, class_weights_matrix, labels, scale, 1.0, margin, 0.0, reduction, weights, where)
+  names = ("m1", "margin", "m3")
+  return _angular_margin(
+    embeddings, class_weights_matrix, labels, scale, 1.0, margin, 0.0, reduction, weights, where, names
+  )
 
 
 @loss
@@ -707,7 +710,10 @@ def cosface(
     >>> print(f"{jl.cosface(e, centres, jnp.array([0]), scale=4.0):.4f}")
     1.6204
   """
-  return _angular_margin(embeddings, class_weights_matrix, labels, scale, 1.0, 0.0, margin, reduction, weights, where)
+  names = ("m1", "m2", "margin")
+  return _angular_margin(
+    embeddings, class_weights_matrix, labels, scale, 1.0, 0.0, margin, reduction, weights, where, names
+  )
 
 
 # Circle and multi-similarity ---------------------------------------------------------------------
