@@ -93,6 +93,35 @@ def _neg_log_softmax_sum(x: jax.Array, lse: jax.Array, q: jax.Array) -> jax.Arra
   return jnp.sum(q * nlp, axis=-1)
 
 
+def _softmax_parts(x: jax.Array):
+  """``exp(x - shift)``, its sum over the last axis and ``lse(x)``, shifted as ``jax.nn.logsumexp`` (same edges)."""
+  shift = jnp.max(x, axis=-1)
+  shift = jnp.where(jnp.isfinite(shift), shift, jnp.zeros((), x.dtype))
+  exps = jnp.exp(x - shift[..., None])
+  total = jnp.sum(exps, axis=-1)
+  return exps, total, jnp.log(total) + shift
+
+
+@jax.custom_jvp
+def _softmax_cross_entropy(x: jax.Array, index: jax.Array) -> jax.Array:
+  """``lse(x) - x[..., index]`` over the last axis (``index`` in range), one ``exp`` per element.
+
+  The tangent ``sum_c (softmax(x)_c - [c = index]) dx_c`` reuses the forward's
+  exponentials, so reverse mode forms the softmax from the ``exp(x - max)``
+  that the log-sum-exp summed instead of recomputing it, and the one-hot is a
+  select fused into the gradient (no scatter).
+  """
+  return _softmax_parts(x)[2] - _pick(x, index)
+
+
+@_softmax_cross_entropy.defjvp
+def _softmax_cross_entropy_jvp(primals, tangents):
+  (x, index), (dx, _) = primals, tangents
+  exps, total, lse = _softmax_parts(x)
+  q = exps * (1 / total)[..., None] - _one_hot(index, x.shape[-1]).astype(x.dtype)
+  return lse - _pick(x, index), jnp.sum(q * dx, axis=-1)
+
+
 def _logsumexp_where(x: jax.Array, where: jax.Array) -> jax.Array:
   """``log sum exp(x)`` over the selected finite-or-+inf entries of the last axis.
 
@@ -217,8 +246,12 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
 
   ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c) + z_loss lse**2``.
   """
-  lse = jax.nn.logsumexp(x, axis=-1)
-  loss = lse - _pick(x, labels.index)
+  if _inputs.is_constant(label_smoothing, 0) and _inputs.is_constant(z_loss, 0):
+    lse = None  # the common case: the one-exp primitive, whose backward reuses the forward's exponentials
+    loss = _softmax_cross_entropy(x, labels.index)
+  else:
+    lse = jax.nn.logsumexp(x, axis=-1)
+    loss = lse - _pick(x, labels.index)
   target_weights = None
   if class_weights is not None:
     target_weights = _class_weight_of(class_weights, labels.index)

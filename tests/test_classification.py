@@ -744,6 +744,23 @@ def test_cross_entropy_with_huge_and_masked_logits():
   _finite(jax.grad(lambda x: jl.cross_entropy(x, soft))(masked[:1]))
 
 
+def test_cross_entropy_backward_reuses_the_forward_exponentials():
+  # One exp per element in jit(value_and_grad) and no scatter-add for the target (a fused one-hot select);
+  # gradient and Hessian against NumPy float64 softmax - onehot and diag(p) - p p^T.
+  x = jnp.asarray(_rng(21).normal(size=(3, 5)), jnp.float32)
+  y = jnp.array([0, 4, 2])
+  hlo = jax.jit(jax.value_and_grad(jl.cross_entropy)).lower(x, y).compile().as_text()
+  assert hlo.count("exponential(") == 1 and "scatter" not in hlo
+  xs = np.asarray(x, np.float64)
+  p = np.exp(xs - xs.max(-1, keepdims=True))
+  p /= p.sum(-1, keepdims=True)
+  np.testing.assert_allclose(jax.grad(jl.cross_entropy)(x, y), (p - np.eye(5)[np.asarray(y)]) / 3, rtol=1e-5, atol=1e-7)
+  hessian = np.zeros((3, 5, 3, 5))
+  for i in range(3):
+    hessian[i, :, i, :] = (np.diag(p[i]) - np.outer(p[i], p[i])) / 3
+  np.testing.assert_allclose(jax.hessian(jl.cross_entropy)(x, y), hessian, rtol=1e-5, atol=1e-7)
+
+
 def test_nll_with_masked_log_probabilities():
   lp = jnp.log(jnp.array([[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]]))
   y = jnp.array([0, 1])
