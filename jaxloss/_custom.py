@@ -448,7 +448,7 @@ def _distance_parts(x: jax.Array, y: jax.Array, shift, factors: bool = False):
     z = x - y + shift
     exact = (squares >= float(finfo.tiny) / float(finfo.eps)) & (squares <= float(finfo.max))
     # |z| / ||z|| is scale-invariant, so the scale can be a constant (stop_gradient) for the derivatives.
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(z), axis=-1))
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(z), axis=-1, initial=0))
     positive = scale > 0
     safe_scale = jnp.where(positive | exact, scale, 1)
     u = z / safe_scale[..., None]
@@ -460,7 +460,7 @@ def _distance_parts(x: jax.Array, y: jax.Array, shift, factors: bool = False):
     # Two factors: z k is O(1) on the scaled rows, so no derivative of z k w overflows (as in _two_norm).
     k = jnp.where(exact, 1 / root, jnp.where(positive, 1 / safe_scale, 0))
     w = jnp.where(exact | ~positive, 1, 1 / jnp.where(positive, scaled_norm, 1))
-    same = jnp.max(jnp.abs(x - y), axis=-1) == 0  # NaN compares unequal
+    same = jnp.max(jnp.abs(x - y), axis=-1, initial=0) == 0  # NaN compares unequal
     return value, k, w, same
 
   out = jax.lax.cond(common, unscaled, checked, x, y, shift, squares)

@@ -416,7 +416,7 @@ def _ntxent_per_anchor(
   # The negatives' log-sum-exp: an anchor without negatives is told by its max (-inf), not by another pass over
   # the B x B pairs, and masked pairs are -inf before the exp (0 after it, no NaN can reach the gradient).
   negatives = jnp.where(~same & both_valid, similarity, -jnp.inf)
-  top = lax.stop_gradient(jnp.max(negatives, axis=-1, keepdims=True))
+  top = lax.stop_gradient(jnp.max(negatives, axis=-1, keepdims=True, initial=-jnp.inf))  # an empty set: -inf
   none = top == -jnp.inf
   top = jnp.where(none, 0, top)
   total = jnp.sum(jnp.exp(negatives - top), axis=-1, keepdims=True)

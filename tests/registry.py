@@ -58,8 +58,6 @@ class Case:
     extremes: ``extremes(rng, batch) -> [args, ...]``: inputs at the edges of
       the domain (1e4, 1e-30, exact kinks) where value and gradient must be
       finite.
-    smooth: the loss is twice differentiable at ``make``'s inputs, so
-      ``check_grads(order=2)`` applies.
     where_on_inputs: ``where`` and ``weights`` broadcast to the inputs rather
       than to the per-example loss (``rmse``).
     count_weights: ``count_weights(args) -> array`` of the per-example factors the
@@ -93,7 +91,6 @@ class Case:
   kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
   array_kwargs: Callable[[np.random.Generator, tuple[int, ...]], dict[str, Any]] | None = None
   diff: tuple[int, ...] = (0,)
-  smooth: bool = True
   where_on_inputs: bool = False
   count_weights: Callable[[Args], Any] | None = None
   where_on_items: bool = False

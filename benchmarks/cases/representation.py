@@ -75,6 +75,14 @@ def _arcface(e, w, labels, scale=64.0, margin=0.5):
   return jnp.mean(jax.nn.logsumexp(logits, axis=1) - scale * target)
 
 
+def _cosface(e, w, labels, scale=64.0, margin=0.35):
+  """CosFace (large margin cosine loss): cross-entropy of scale * (cos - m at the target)."""
+  cosine = _unit(e) @ _unit(w).T
+  target = jnp.arange(w.shape[0])[None, :] == labels[:, None]
+  logits = scale * (cosine - margin * target.astype(cosine.dtype))
+  return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.sum(jnp.where(target, logits, 0), axis=1))
+
+
 def _pair_masks(labels):
   same = labels[:, None] == labels[None, :]
   return same & ~jnp.eye(labels.shape[0], dtype=bool), ~same
@@ -143,6 +151,19 @@ CASES = [
   Case("supcon", "representation", jl.supcon, _labelled, jnp=in_float32(_supcon), flops=_products(1), **SETS),
   Case(
     "arcface", "representation", jl.arcface, _heads, jnp=in_float32(_arcface), diff=(0, 1), flops=_products(1), **SETS
+  ),
+  Case(
+    "cosface", "representation", jl.cosface, _heads, jnp=in_float32(_cosface), diff=(0, 1), flops=_products(1), **SETS
+  ),
+  Case(  # the combined margin at its defaults (m1 = 1, m2 = 0.5, m3 = 0) is ArcFace's
+    "angular_margin",
+    "representation",
+    jl.angular_margin,
+    _heads,
+    jnp=in_float32(_arcface),
+    diff=(0, 1),
+    flops=_products(1),
+    **SETS,
   ),
   Case("circle", "representation", jl.circle, _labelled, jnp=in_float32(_circle), flops=_products(1), **SETS),
   Case(

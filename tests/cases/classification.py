@@ -328,7 +328,7 @@ CASES = [
     kwargs={"p": 2, "class_weights": CLASS_WEIGHTS},
     options={"margin": Option(1.0, invalid=np.inf)},
   ),
-  Case("multilabel_margin", jl.multilabel_margin, _multilabel_margins, _multilabel_margin_extremes, smooth=False),
+  Case("multilabel_margin", jl.multilabel_margin, _multilabel_margins, _multilabel_margin_extremes),
   Case(
     "hinge_embedding",
     jl.hinge_embedding,

@@ -154,14 +154,4 @@ CASES += [
     options={"margin": Option(1.0, invalid=-1.0)},
     **SET,
   ),
-  Case("batch_triplet-hard", jl.batch_triplet, _sets, _set_extremes, kwargs={"mining": "batch_hard"}, **SET),
-  Case(
-    "batch_triplet-semi_hard",
-    jl.batch_triplet,
-    _sets,
-    _set_extremes,
-    kwargs={"mining": "semi_hard"},
-    count_weights=_triplet_counts(1.0, "semi_hard"),
-    **SET,
-  ),
 ]

@@ -66,7 +66,6 @@ CASES = [
     options={"margin": Option(0.7, invalid=np.inf)},
     **SETS,
   ),
-  Case("auc_surrogate-square", jl.auc_surrogate, _binary_lists, _binary_extremes, kwargs={"loss": "square"}, **SETS),
   Case(
     "smooth_ap",
     jl.smooth_ap,
