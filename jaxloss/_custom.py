@@ -104,8 +104,12 @@ def _pinball_traced(e: jax.Array, q: jax.Array) -> jax.Array:
 @_pinball_traced.defjvp
 def _pinball_traced_jvp(primals, tangents):
   (e, q), (t, tq) = primals, tangents
-  slope = jnp.where(e > 0, q, q - 1)
-  return _pinball_traced(e, q), jnp.where(e != 0, slope * t, jnp.zeros_like(e)) + e * tq
+  # As the constant form: the slope is read from the value (y > 0 exactly where the slope is nonzero, q in [0, 1]),
+  # so XLA keeps one elementwise array for the reduction and the gradient.
+  y = _pinball_traced(e, q)
+  zero = jnp.zeros_like(e)
+  slope = jnp.where(y > 0, jnp.where(e > 0, zero + q, zero + (q - 1)), zero)
+  return y, slope * t + e * tq
 
 
 @jax.custom_jvp
