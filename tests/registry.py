@@ -113,3 +113,15 @@ def all_cases() -> list[Case]:
     module = importlib.import_module(f"cases.{info.name}")
     out.extend(module.CASES)
   return out
+
+
+def numeric_grad(f, x, step=1e-6):
+  """Central differences of the NumPy reference ``f`` (a scalar) at ``x``, in float64: the tests' gradient reference."""
+  x = np.asarray(x, np.float64)
+  out = np.zeros_like(x)
+  for index in np.ndindex(x.shape):
+    up, down = x.copy(), x.copy()
+    up[index] += step
+    down[index] -= step
+    out[index] = (f(up) - f(down)) / (2 * step)
+  return out

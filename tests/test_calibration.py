@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import brier_score_loss
 
 import jaxloss as jl
+from registry import numeric_grad
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(size=(7, 5)) * 2
@@ -23,16 +24,6 @@ SET_WHERE = RNG.uniform(size=(3, 9)) < 0.8
 def _softmax(x):
   e = np.exp(x - x.max(-1, keepdims=True))
   return e / e.sum(-1, keepdims=True)
-
-
-def _numeric_grad(f, x, eps=1e-6):
-  g = np.zeros_like(x)
-  for index in np.ndindex(*x.shape):
-    up, down = x.copy(), x.copy()
-    up[index] += eps
-    down[index] -= eps
-    g[index] = (f(up) - f(down)) / (2 * eps)
-  return g
 
 
 def _close(actual, desired, rtol=1e-9, atol=1e-10):
@@ -142,7 +133,7 @@ def test_set_losses_match_the_papers_formulas_values_and_gradients(fn, ref, kw):
     weights = np.array([0.5, 1.0, 2.0])
     _close(fn(SET_LOGITS, SET_LABELS, where=SET_WHERE, weights=weights, **kw), np.sum(weights * expected) / 3.5)
     grad = jax.grad(lambda x: fn(x, SET_LABELS, where=SET_WHERE, reduction="sum", **kw))(SET_LOGITS)
-    numeric = _numeric_grad(lambda x: ref(x, SET_LABELS, SET_WHERE).sum(), SET_LOGITS)
+    numeric = numeric_grad(lambda x: ref(x, SET_LABELS, SET_WHERE).sum(), SET_LOGITS)
     _close(grad, numeric, rtol=1e-5, atol=1e-7)
 
 

@@ -10,22 +10,11 @@ import numpy as np
 import pytest
 
 import jaxloss as jl
+from registry import numeric_grad
 
 
 def _rng(seed=0):
   return np.random.default_rng(seed)
-
-
-def _numeric_grad(f, x, step=1e-6):
-  """Central differences of the NumPy reference ``f`` (a scalar) at ``x``, float64."""
-  x = np.asarray(x, np.float64)
-  out = np.zeros_like(x)
-  for index in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[index] += step
-    down[index] -= step
-    out[index] = (f(up) - f(down)) / (2 * step)
-  return out
 
 
 def _check(fn, reference, arrays, options, **static):
@@ -45,7 +34,7 @@ def _check(fn, reference, arrays, options, **static):
     value, (grads, option_grads) = jax.value_and_grad(f, argnums=(0, 1))(jarrays, [jnp.asarray(v) for v in values])
   np.testing.assert_allclose(value, ref(arrays, values), rtol=1e-6, atol=1e-9)
   for k, g in enumerate(grads):
-    expected = _numeric_grad(lambda x, k=k: ref([*arrays[:k], x, *arrays[k + 1 :]], values), arrays[k])
+    expected = numeric_grad(lambda x, k=k: ref([*arrays[:k], x, *arrays[k + 1 :]], values), arrays[k])
     np.testing.assert_allclose(g, expected, rtol=1e-6, atol=1e-7)
   for k, g in enumerate(option_grads):
     step = 1e-6 * max(1.0, abs(values[k]))
@@ -436,5 +425,5 @@ def test_batch_triplet_duplicates_have_distance_zero_and_gradient_zero():
         grad = np.asarray(jax.grad(f)(jnp.asarray(e)))
         # d(e0, e1) = 0 is a cone: central differences see its minimum-norm 0, as the gradient must; the
         # negatives 2 and 3 are tied for e0 and e1 and share the gradient.
-        expected = _numeric_grad(lambda x, mining=mining, p=p: ref_batch_triplet(x, labels, 3.0, mining, p), e)
+        expected = numeric_grad(lambda x, mining=mining, p=p: ref_batch_triplet(x, labels, 3.0, mining, p), e)
         np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)

@@ -14,6 +14,7 @@ import pytest
 from sklearn.metrics import average_precision_score, fbeta_score, ndcg_score
 
 import jaxloss as jl
+from registry import numeric_grad
 
 RNG = np.random.default_rng(0)
 SCORES = RNG.normal(size=(4, 7))
@@ -26,16 +27,6 @@ def _sigmoid(x):
   return 1 / (1 + np.exp(-x))
 
 
-def _numeric_grad(f, x, eps=1e-6):
-  g = np.zeros_like(x)
-  for index in np.ndindex(*x.shape):
-    up, down = x.copy(), x.copy()
-    up[index] += eps
-    down[index] -= eps
-    g[index] = (f(up) - f(down)) / (2 * eps)
-  return g
-
-
 def _close(actual, desired, rtol=1e-9, atol=1e-10):
   np.testing.assert_allclose(np.asarray(actual), desired, rtol=rtol, atol=atol)
 
@@ -45,7 +36,7 @@ def _check(fn, ref, scores, *args, rtol=1e-5, **kw):
   with jax.enable_x64(True):
     _close(fn(scores, *args, reduction="none", **kw), ref(scores))
     grad = jax.grad(lambda s: fn(s, *args, reduction="sum", **kw))(scores)
-    _close(grad, _numeric_grad(lambda s: ref(s).sum(), scores), rtol=rtol, atol=1e-7)
+    _close(grad, numeric_grad(lambda s: ref(s).sum(), scores), rtol=rtol, atol=1e-7)
 
 
 # soft F-beta -------------------------------------------------------------------------------------
