@@ -223,6 +223,17 @@ def test_report_rejects_a_file_that_is_not_a_result(tmp_path):
     report.load([path])
 
 
+def test_every_committed_top_level_result_file_is_a_benchmark_result():
+  # `report` and notebook 05 read every *.json at the top of benchmarks/results: other formats live in subfolders.
+  import pathlib
+
+  results = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+  paths = sorted(results.glob("*.json"))
+  assert paths
+  documents, rows = report.load(paths)
+  assert len(documents) == len(paths) and all(d["results"] for d in documents) and rows
+
+
 def test_peak_memory_runs_each_implementation_in_its_own_process(capsys):
   from benchmarks import peak_memory
 
