@@ -37,7 +37,9 @@ _BCE_EPSILON = 1e-12
 # Inputs ------------------------------------------------------------------------------------------
 
 
-def _class_scores(arg: str, scores, labels, where, ignore_index=None, axis: int = -1):
+def _class_scores(
+  arg: str, scores, labels, where, ignore_index=None, axis: int = -1
+) -> tuple[jax.Array, _inputs.Labels]:
   """Scores ``[..., C]`` (class axis ``axis`` moved last) in the compute dtype, masked, and their integer labels."""
   x = _inputs.scores(arg, scores, axis)
   labels = _inputs.class_labels(arg, x, labels, where, ignore_index)
@@ -236,9 +238,12 @@ def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
   return (alpha * t + (1 - alpha) * (1 - t)) * loss if alpha >= 0 else loss
 
 
-def _plus_z_loss(loss: jax.Array, lse: jax.Array, z_loss) -> jax.Array:
-  """``loss + z_loss * lse**2`` (PaLM's auxiliary z-loss); the loss itself for a constant 0."""
-  return loss if _inputs.is_constant(z_loss, 0) else loss + z_loss * jnp.square(lse)
+def _plus_z_loss(loss: jax.Array, lse: jax.Array | None, z_loss) -> jax.Array:
+  """``loss + z_loss * lse**2`` (PaLM's auxiliary z-loss); the loss itself for a constant 0 (``lse`` may be None)."""
+  if _inputs.is_constant(z_loss, 0):
+    return loss
+  assert lse is not None, "the log-sum-exp is needed for a z-loss"
+  return loss + z_loss * jnp.square(lse)
 
 
 def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
@@ -246,9 +251,11 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
 
   ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c) + z_loss lse**2``.
   """
+  lse: jax.Array | None
   if _inputs.is_constant(label_smoothing, 0) and _inputs.is_constant(z_loss, 0):
-    lse = None  # the common case: the one-exp primitive, whose backward reuses the forward's exponentials
+    # The common case: the one-exp primitive, whose backward reuses the forward's exponentials.
     loss = _softmax_cross_entropy(x, labels.index)
+    lse = None
   else:
     lse = jax.nn.logsumexp(x, axis=-1)
     loss = lse - _pick(x, labels.index)
@@ -259,6 +266,7 @@ def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
   if not _inputs.is_constant(label_smoothing, 0):
     num_classes = x.shape[-1]
     q = jnp.ones((num_classes,), x.dtype) if class_weights is None else class_weights
+    assert lse is not None  # computed above whenever the smoothing is not the constant 0
     smooth = _neg_log_softmax_sum(x, lse, jnp.broadcast_to(q, x.shape))
     if _inputs.is_array(label_smoothing):
       # A traced 0 gives the constant 0's loss where a -inf logit makes the smoothing term infinite.
@@ -335,15 +343,15 @@ def nll(
     >>> print(jl.nll(log_probs, jnp.array([0, 1]), reduction="none"))
     [0.6931472 2.3025851]
   """
-  x, labels = _class_scores("log_probs", log_probs, labels, where, ignore_index, axis)
+  x, classes = _class_scores("log_probs", log_probs, labels, where, ignore_index, axis)
   class_weights = _inputs.class_weights("class_weights", class_weights, x.shape[-1], x.dtype)
-  loss = -_pick(x, labels.index)
+  loss = -_pick(x, classes.index)
   target_weights = None
   if class_weights is not None:
-    target_weights = _class_weight_of(class_weights, labels.index)
+    target_weights = _class_weight_of(class_weights, classes.index)
     loss = target_weights * loss
-  loss = jnp.where(labels.in_range, loss, jnp.nan)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
+  loss = jnp.where(classes.in_range, loss, jnp.nan)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask, count_weights=target_weights)
 
 
 @loss
@@ -440,7 +448,7 @@ def cross_entropy(
       raise ValueError(f"{_checks.name()}: `ignore_index` applies to integer labels only, got floating labels.")
     x, t, mask = _probabilities(logits, labels, axis, where)
   else:
-    x, labels = _class_scores("logits", logits, labels, where, ignore_index, axis)
+    x, classes = _class_scores("logits", logits, labels, where, ignore_index, axis)
   label_smoothing = _inputs.label_smoothing(label_smoothing, x.dtype)
   z_loss = _inputs.number("z_loss", z_loss, x.dtype, lambda z: z >= 0, "a non-negative number")
   if softcap is not None:
@@ -453,8 +461,8 @@ def cross_entropy(
     lse = jax.nn.logsumexp(x, axis=-1)
     loss = _plus_z_loss(_neg_log_softmax_sum(x, lse, q), lse, z_loss)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  loss, target_weights = _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask, count_weights=target_weights)
+  loss, target_weights = _cross_entropy_terms(x, classes, class_weights, label_smoothing, z_loss)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask, count_weights=target_weights)
 
 
 @loss
@@ -659,12 +667,12 @@ def softmax_focal(
     >>> print(jl.softmax_focal(logits, jnp.array([0, 1]), reduction="none"))
     [0.01086933 0.4882721 ]
   """
-  x, labels = _class_scores("logits", logits, labels, where)
+  x, classes = _class_scores("logits", logits, labels, where)
   gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
   lse = jax.nn.logsumexp(x, axis=-1)
-  loss = lse - _pick(x, labels.index)
+  loss = lse - _pick(x, classes.index)
   if not _inputs.is_constant(gamma, 0):
-    others = ~_one_hot(labels.index, x.shape[-1])
+    others = ~_one_hot(classes.index, x.shape[-1])
     log_one_minus_p = _logsumexp_where(x, others) - lse
     if _inputs.is_array(gamma):
       # p_y == 1 exactly (every other logit -inf): the loss is 0, and gamma * -inf would be NaN at 0 (and
@@ -675,8 +683,8 @@ def softmax_focal(
     else:
       loss = jnp.exp(gamma * log_one_minus_p) * loss
   alpha = _inputs.class_weights("alpha", alpha, x.shape[-1], x.dtype, scalar_ok=True)
-  loss = _weighted_by_class(loss, alpha, labels)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
+  loss = _weighted_by_class(loss, alpha, classes)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask)
 
 
 @loss
@@ -816,11 +824,11 @@ def multiclass_hinge(
     >>> print(jl.multiclass_hinge(s, y), jax.grad(jl.multiclass_hinge)(s, y))
     1.5 [[-1.   0.5  0.5]]
   """
-  s, labels = _class_scores("scores", scores, labels, where)
-  target = _one_hot(labels.index, s.shape[-1])
+  s, classes = _class_scores("scores", scores, labels, where)
+  target = _one_hot(classes.index, s.shape[-1])
   runner_up = _custom.max(jnp.where(target, -jnp.inf, s))
-  loss = _weighted_by_class(jax.nn.relu(1 + runner_up - _pick(s, labels.index)), None, labels)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
+  loss = _weighted_by_class(jax.nn.relu(1 + runner_up - _pick(s, classes.index)), None, classes)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask)
 
 
 @loss
@@ -868,15 +876,15 @@ def multi_margin(
     0.16666667
   """
   _checks.option("p", p, p in (1, 2) and not isinstance(p, bool), "1 or 2")
-  s, labels = _class_scores("scores", scores, labels, where)
+  s, classes = _class_scores("scores", scores, labels, where)
   margin = _margin(margin, s.dtype)
   num_classes = s.shape[-1]
-  terms = jax.nn.relu(margin - _pick(s, labels.index)[..., None] + s)
-  terms = jnp.where(_one_hot(labels.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
+  terms = jax.nn.relu(margin - _pick(s, classes.index)[..., None] + s)
+  terms = jnp.where(_one_hot(classes.index, num_classes), 0, terms if p == 1 else jnp.square(terms))
   loss = jnp.sum(terms, axis=-1) / num_classes
   class_weights = _inputs.class_weights("class_weights", class_weights, num_classes, s.dtype)
-  loss = _weighted_by_class(loss, class_weights, labels)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
+  loss = _weighted_by_class(loss, class_weights, classes)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask)
 
 
 @loss
@@ -1145,8 +1153,8 @@ def poly_cross_entropy(
     one_minus_p = -jnp.expm1(x - lse[..., None])
     loss = _neg_log_softmax_sum(x, lse, t) + epsilon * jnp.sum(t * one_minus_p, axis=-1)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  x, labels = _class_scores("logits", logits, labels, where)
+  x, classes = _class_scores("logits", logits, labels, where)
   epsilon = _inputs.number("epsilon", epsilon, x.dtype, expected="a finite number")
-  loss, _ = _cross_entropy_terms(x, labels, None, 0.0)
+  loss, _ = _cross_entropy_terms(x, classes, None, 0.0)
   loss = loss - epsilon * jnp.expm1(-loss)
-  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=labels.mask)
+  return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask)
