@@ -160,6 +160,34 @@ def _divide_jvp(primals, tangents):
 
 
 @jax.custom_jvp
+def abs_ratio(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """``|x| / scale`` (a positive ``scale``) with derivative ``sign(x) / scale`` in ``x``: exactly 0 at ``x == 0``.
+
+  The same values as ``abs(x) / scale`` and the same derivatives (in ``scale``,
+  ``-|x| / scale**2``, written ``-(|x| / scale) / scale``), laid out for
+  XLA:CPU's fusions when differentiated: the value is a select (bitwise
+  ``|x| / scale``: ``0 / scale`` at ``x == 0``), which keeps the reduction
+  fusion from absorbing it and materialising ``x`` and ``scale`` for the
+  gradient as well, and the slope reads the value through a select that is
+  never taken (``|x| / scale`` is never negative), so the value is computed
+  once, where the gradient is. For ``mape`` ``value_and_grad`` at 1e7 float32
+  that is about half the time of the plain quotient, with a constant or a
+  traced ``eps`` alike. Undifferentiated, it is the plain quotient, which the
+  reduction fusion absorbs whole.
+  """
+  return jnp.abs(x) / scale
+
+
+@abs_ratio.defjvp
+def _abs_ratio_jvp(primals, tangents):
+  (x, scale), (dx, dscale) = primals, tangents
+  zero = jnp.zeros_like(x)
+  y = jnp.where(x == 0, zero / scale, jnp.abs(x) / scale)
+  slope = jnp.where(y < 0, zero, jnp.sign(x) / scale)
+  return y, slope * dx - (y / scale) * dscale
+
+
+@jax.custom_jvp
 def max(x: jax.Array) -> jax.Array:  # noqa: A001 - the module namespace is the point
   """``max`` over the last axis whose derivative averages over tied maximisers.
 
