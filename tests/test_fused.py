@@ -210,6 +210,21 @@ def test_compiled_value_and_grad_holds_no_tokens_by_vocab_buffer():
   assert (tokens, vocab) in _buffer_shapes(naive_text), "the check must see the logits of the naive path"
 
 
+@pytest.mark.parametrize("layout", ["vd", "dv"])
+def test_half_precision_vocabulary_path_holds_no_copy_of_the_weight(layout):
+  # XLA:CPU slices half precision through float32: without care, a float32 (or bits) copy of the whole weight.
+  tokens, d, vocab, chunk = 512, 256, 16000, 384  # a full and a shorter last block of tokens and of classes
+  weight_shape = (vocab, d) if layout == "vd" else (d, vocab)
+  shapes = (
+    jax.ShapeDtypeStruct((tokens, d), jnp.bfloat16),
+    jax.ShapeDtypeStruct(weight_shape, jnp.bfloat16),
+    jax.ShapeDtypeStruct((tokens,), jnp.int32),
+  )
+  loss = lambda h, w, y: jl.linear_cross_entropy(h, w, y, chunk_size=chunk, weight_layout=layout, ordering="vocabulary")
+  memory = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(*shapes).compile().memory_analysis()
+  assert memory.temp_size_in_bytes < vocab * d * 2  # the weight: 7.8 MiB; 4.5 MiB measured (its blocks)
+
+
 FN = r"jaxloss\.linear_cross_entropy: "
 ERRORS = [
   (
