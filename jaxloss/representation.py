@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
+from jax import lax
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _custom, _gather, _inputs, _reduce
@@ -56,8 +56,34 @@ def _set_labels(labels, x: jax.Array) -> jax.Array:
 
 
 def _unit(x: jax.Array) -> jax.Array:
-  """``x / ||x||`` over the last axis, the norm floored at ``finfo.eps`` (a zero embedding stays 0), as ntxent."""
-  return x / optax.safe_norm(x, jnp.finfo(x.dtype).eps, axis=-1, keepdims=True)
+  """``x / ||x||`` over the last axis, the norm floored at ``finfo.eps`` (a zero embedding stays 0), as ntxent.
+
+  ``optax.safe_norm``'s value and gradient (below the floor the norm is the
+  constant ``eps``: the gradient of ``x / eps``) in one pass over ``x``:
+  ``x * rsqrt(max(|x|^2, eps^2))``, the floor a ``where`` so that nothing
+  differentiates the square root at 0 (safe_norm computes the norm twice).
+  """
+  floor = float(jnp.finfo(x.dtype).eps) ** 2
+  squares = jnp.sum(x * x, axis=-1, keepdims=True)
+  return x * lax.rsqrt(jnp.where(squares > floor, squares, floor))
+
+
+def _logsumexp(x: jax.Array, where: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``log(sum(exp(x), where=where))`` over the last axis and whether anything is selected, both ``[...]``.
+
+  As :func:`jaxloss._custom.logsumexp` (-inf with a zero gradient where
+  nothing is selected; unselected entries, inf or NaN, never reach the
+  gradient) with one pass fewer over a ``B x B`` matrix: the unselected
+  entries are -inf before the exp (0 after it), and an empty row is told by
+  its max, not by an ``any`` (as :func:`jaxloss.ntxent`).
+  """
+  masked = jnp.where(where, x, -jnp.inf)
+  top = lax.stop_gradient(jnp.max(masked, axis=-1, keepdims=True, initial=-jnp.inf))
+  none = top == -jnp.inf
+  top = jnp.where(none, 0, top)
+  total = jnp.sum(jnp.exp(masked - top), axis=-1, keepdims=True)
+  out = jnp.where(none, -jnp.inf, jnp.log(jnp.where(none, 1, total)) + top)
+  return out[..., 0], ~none[..., 0]
 
 
 def _targets(shape: tuple[int, ...], row_offset) -> jax.Array:
@@ -357,7 +383,7 @@ def _supcon_per_anchor(
   shape = similarity.shape
   others = ~_targets(shape, row_offset) & _pairs(shape, valid_local, valid_all)
   positive = others & (labels_local[..., :, None] == labels_all[..., None, :])
-  normaliser = _custom.logsumexp(similarity, others, axis=-1)
+  normaliser = _logsumexp(similarity, others)[0]
   count = jnp.sum(positive, axis=-1, dtype=similarity.dtype)
   # -mean over positives of log(e^s_p / sum_a e^s_a); the normaliser is finite wherever a positive exists.
   positives = jnp.sum(jnp.where(positive, similarity, 0), axis=-1)
@@ -794,9 +820,10 @@ def circle(
   distance = jax.nn.relu(1 - _cosines(x))
   pull = jnp.asarray(gamma * jax.nn.relu(margin + distance) * (distance - margin))
   push = jnp.asarray(gamma * jax.nn.relu(1 + margin - distance) * (1 - margin - distance))
-  has_both = jnp.any(positive, axis=-1) & jnp.any(negative, axis=-1)
-  total = _custom.logsumexp(pull, positive) + _custom.logsumexp(push, negative)
-  loss = jnp.where(has_both, jax.nn.softplus(jnp.where(has_both, total, 0)), 0)
+  pulled, has_positive = _logsumexp(pull, positive)
+  pushed, has_negative = _logsumexp(push, negative)
+  has_both = has_positive & has_negative
+  loss = jnp.where(has_both, jax.nn.softplus(jnp.where(has_both, pulled + pushed, 0)), 0)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid & has_both)
 
 
@@ -879,11 +906,11 @@ def multi_similarity(
   hardest_negative = jnp.max(jnp.where(negative, s, -jnp.inf), axis=-1, keepdims=True)
   negative = negative & (s + epsilon > hardest_positive)
   positive = positive & (s - epsilon < hardest_negative)
-  mined = jnp.any(positive, axis=-1) & jnp.any(negative, axis=-1)
-  pull = (
-    jax.nn.softplus(_custom.logsumexp(jnp.asarray(alpha * (base - s)), positive)) / alpha
-  )  # log(1 + sum e^...) / alpha
-  push = jax.nn.softplus(_custom.logsumexp(jnp.asarray(beta * (s - base)), negative)) / beta
+  pulled, has_positive = _logsumexp(jnp.asarray(alpha * (base - s)), positive)
+  pushed, has_negative = _logsumexp(jnp.asarray(beta * (s - base)), negative)
+  mined = has_positive & has_negative
+  pull = jax.nn.softplus(pulled) / alpha  # log(1 + sum e^...) / alpha
+  push = jax.nn.softplus(pushed) / beta
   loss = jnp.where(mined, pull + push, 0)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid)
 
