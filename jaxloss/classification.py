@@ -229,6 +229,39 @@ def _focal_target_slope(x: jax.Array, t: jax.Array, gamma) -> jax.Array:
   return -gamma * jnp.tanh(x / 2) * modulated_bce - x * jnp.exp(gamma * log_one_minus_pt)
 
 
+_MAX_INTEGER_GAMMA = 64  # a constant integer gamma up to this takes _focal_integer (an integer power)
+
+
+def _focal_integer(x: jax.Array, t: jax.Array, gamma: int) -> jax.Array:
+  """``(1 - p_t)^gamma BCE(x, t)`` for a constant positive integer ``gamma`` (the usual 1, 2, 3), plain autodiff.
+
+  ``1 - p_t = t sigmoid(-x) + (1 - t) sigmoid(x)`` is formed from both
+  sigmoids, each computed without cancellation, and raised to an integer power
+  (multiplications): its derivatives of every order are finite on [0, 1], and
+  its derivative in ``t`` (``1 - 2p``) is right at binary targets, so neither
+  the log-space form nor :func:`_focal`'s custom rule is needed. One ``exp``
+  and one ``log1p`` serve the two sigmoids and the two softplus terms of BCE
+  (value_and_grad at 1e7 float32: ~0.6x :func:`_focal`, level with the plain
+  jnp expression). Each side of ``x == 0`` reads ``|x|`` as the same branch, so
+  the derivatives there are the formula's (``softplus'(0) = 1 / 2``).
+  """
+  positive = x >= 0
+  a = jnp.where(positive, x, -x)
+  e = jnp.exp(-a)
+  sigmoid_a = 1 / (1 + e)
+  sigmoid_neg_a = e * sigmoid_a
+  softplus_neg_a = jnp.log1p(e)
+  softplus_a = a + softplus_neg_a
+
+  def term(t_far, t_near):  # with sigmoid(x) = sigmoid_a for x >= 0: t_far = t there, 1 - t for x < 0
+    one_minus_pt = t_far * sigmoid_neg_a + t_near * sigmoid_a
+    return one_minus_pt**gamma * (t_far * softplus_neg_a + t_near * softplus_a)
+
+  # One select last: XLA:CPU's reduction fusion then reads the one loss array (selects earlier, whose
+  # operands it would materialise, made the forward at 1e7 float32 ~1.2x the jnp expression).
+  return jnp.where(positive, term(t, 1 - t), term(1 - t, t))
+
+
 def _alpha_weighted(loss: jax.Array, t: jax.Array, alpha) -> jax.Array:
   """``alpha_t * loss``, ``alpha_t = alpha t + (1 - alpha) (1 - t)``; a negative alpha disables it."""
   if _inputs.is_array(alpha):
@@ -609,14 +642,19 @@ def sigmoid_focal(
     >>> import jax.numpy as jnp
     >>> import jaxloss as jl
     >>> print(jl.sigmoid_focal(jnp.array([0.0, 3.0]), jnp.array([1.0, 1.0]), reduction="none"))
-    [4.3321699e-02 2.7320833e-05]
+    [4.3321699e-02 2.7320832e-05]
   """
   x, t, mask = _inputs.prepare(("logits", logits, "floating"), ("targets", targets, "real"), where=where)
   _checks.debug_probabilities(targets=t)
   expected = "in [0, 1], or negative to disable it"
   alpha = _inputs.number("alpha", alpha, x.dtype, lambda a: a <= 1, expected, infinite_ok=True)
   gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
-  loss = _sigmoid_cross_entropy(x, t) if _inputs.is_constant(gamma, 0) else _focal(x, t, gamma)
+  if _inputs.is_constant(gamma, 0):
+    loss = _sigmoid_cross_entropy(x, t)
+  elif not _inputs.is_array(gamma) and float(gamma).is_integer() and gamma <= _MAX_INTEGER_GAMMA:
+    loss = _focal_integer(x, t, int(gamma))
+  else:
+    loss = _focal(x, t, gamma)
   return _reduce.reduce(_alpha_weighted(loss, t, alpha), reduction=reduction, weights=weights, where=mask)
 
 

@@ -322,7 +322,7 @@ def log_cosh(
     >>> import jax.numpy as jnp
     >>> import jaxloss as jl
     >>> print(jl.log_cosh(jnp.array([0.0, 1000.0]), jnp.zeros(2), reduction="none"))
-    [  0.     999.3068]
+    [  0.     999.3069]
   """
   p, t, mask = _pair(predictions, targets, where)
   return _reduce.reduce(_custom.log_cosh(p - t), reduction=reduction, weights=weights, where=mask)
