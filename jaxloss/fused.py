@@ -211,12 +211,12 @@ def _stats(config, hidden, weight, bias, labels, probs, class_w, traced):
   vocab = weight.shape[0 if config.layout == "vd" else 1]
 
   def rows(first, count, carry):
-    h = _slice(*_pinned(first, hidden), first, count, 0)
+    h = _slice(_pinned(first, hidden)[0], first, count, 0)
     y, p = _slice(labels, first, count, 0), _slice(probs, first, count, 0)
 
     def body(start, size, carry):
       top, scale, a, s = carry
-      w = _weight_block(*_pinned(start, weight), start, size, config.layout)
+      w = _weight_block(_pinned(start, weight)[0], start, size, config.layout)
       z = _custom.softcapped(_raw_logits(h, w, bias, start, size, config.layout, dtype), cap)
       new_top = jnp.maximum(top, jnp.max(z, axis=1))
       # top starts at -inf: exp(-inf) = 0 rescales the empty sum.
@@ -244,12 +244,12 @@ def _stats_bwd(config, residuals, cotangents):
 
   def classes(start, size, carry):
     d_hidden, d_weight, d_bias, d_probs, d_class_w, d_traced = carry
-    w = _weight_block(*_pinned(start, weight), start, size, layout)
+    w = _weight_block(_pinned(start, weight)[0], start, size, layout)
     cw = _slice(class_w, start, size, 0)
 
     def rows(first, count, carry):
       d_hidden, d_w, d_b, d_probs, d_c, d_traced = carry
-      h = _slice(*_pinned(first, hidden), first, count, 0)
+      h = _slice(_pinned(first, hidden)[0], first, count, 0)
       y, m, g_lse, g_a, g_s = (_slice(x, first, count, 0) for x in (labels, lse, *cotangents))
       x = _raw_logits(h, w, bias, start, size, layout, dtype)
 
@@ -278,7 +278,13 @@ def _stats_bwd(config, residuals, cotangents):
     return d_hidden, d_weight, _update(d_bias, d_b, start, 0), d_probs, _update(d_class_w, d_c, start, 0), d_traced
 
   like = lambda x: None if x is None else jnp.zeros_like(x)
-  init = (jnp.zeros_like(hidden, dtype), jnp.zeros_like(weight), like(bias), like(probs), like(class_w))
+  init: tuple[Any, ...] = (
+    jnp.zeros_like(hidden, dtype),
+    jnp.zeros_like(weight),
+    like(bias),
+    like(probs),
+    like(class_w),
+  )
   init += (jax.tree.map(jnp.zeros_like, traced),)
   d_hidden, d_weight, d_bias, d_probs, d_class_w, d_traced = _over_chunks(vocab, config.chunk, classes, init)
   return d_hidden.astype(hidden.dtype), d_weight, d_bias, None, d_probs, d_class_w, d_traced
@@ -298,7 +304,7 @@ class _PerToken(NamedTuple):
   probs: jax.Array | None
   mass: jax.Array  # the target mass T (differentiable)
   coefficients: jax.Array  # d reduction / d loss_i (differentiable)
-  out_of_range: jax.Array  # bool (False in the padding)
+  out_of_range: jax.Array | None  # bool (False in the padding); None in the cotangent
 
 
 def _token_pass(config, tokens: _PerToken, weight, bias, class_w, traced, grads):
@@ -312,7 +318,9 @@ def _token_pass(config, tokens: _PerToken, weight, bias, class_w, traced, grads)
   dtype = _checks.compute_dtype(tokens.hidden, weight, bias)
   layout = config.layout
   vocab = weight.shape[0 if layout == "vd" else 1]
-  pick = lambda x, k: None if x is None else lax.dynamic_index_in_dim(x, k, axis=1, keepdims=False)
+
+  def pick(x, k) -> Any:
+    return None if x is None else lax.dynamic_index_in_dim(x, k, axis=1, keepdims=False)
 
   def block_loss(x, traced, probs, mass, coefficients, class_w, labels, in_range):
     options = _options(config, traced)
@@ -331,7 +339,8 @@ def _token_pass(config, tokens: _PerToken, weight, bias, class_w, traced, grads)
     if not grads:
       return (carry[0] + block_loss(*diff, labels, in_range)[0],)
     total, d_hidden, d_weight, d_bias, d_probs, d_mass, d_c, d_class_w, d_traced = carry
-    value, vjp, per_token = jax.vjp(lambda *d: block_loss(*d, labels, in_range), *diff, has_aux=True)
+    of_block = lambda x, t, p, m, c, cw: block_loss(x, t, p, m, c, cw, labels, in_range)
+    value, vjp, per_token = jax.vjp(of_block, *diff, has_aux=True)
     dx, dt, dp, dm, _, dc = vjp(jnp.ones((), value.dtype))
     # An out-of-range label's loss is NaN with a zero gradient; d total / d c_i is that loss.
     dx = jnp.where(in_range[:, None], dx, 0)
@@ -364,7 +373,10 @@ def _weighted_sum_fwd(config, tokens, weight, bias, class_w, traced):
   total, d_hidden, d_weight, d_bias, d_probs, d_mass, d_c, d_class_w, d_traced = _token_pass(
     config, tokens, weight, bias, class_w, traced, grads=True
   )
-  cast = lambda d, x: None if d is None else d.astype(x.dtype)
+
+  def cast(d, x) -> Any:
+    return None if d is None else d.astype(x.dtype)
+
   d_c = d_c.astype(tokens.coefficients.dtype)
   d_tokens = _PerToken(cast(d_hidden, tokens.hidden), None, cast(d_probs, tokens.probs), d_mass, d_c, None)
   gradients = (d_tokens, cast(d_weight, weight), cast(d_bias, bias), cast(d_class_w, class_w), d_traced)
@@ -453,7 +465,7 @@ def _chunk(chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int:
     else:  # in multiples of 128 columns
       chunk_size = min(4096, max(128, (_VOCAB_BLOCK_ELEMENTS // max(min(tokens, _VOCAB_ROWS), 1)) // 128 * 128))
   ok = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool) and chunk_size > 0
-  _checks.option("chunk_size", chunk_size, ok, "a positive int or None")
+  _checks.option("chunk_size", chunk_size, bool(ok), "a positive int or None")
   return int(min(chunk_size, max(tokens if by_tokens else vocab, 1)))
 
 
@@ -692,11 +704,12 @@ def linear_cross_entropy(
 
   flat_h = h.reshape(tokens, h.shape[-1])
   flat_y = None if y is None else y.reshape(tokens)
-  flat_p = None if probs is None else probs.reshape(tokens, local_vocab)
+  flat_p = None
   # The target mass T_i = sum_c w_c q_ic: the class weight of an integer label, the weighted sum of probabilities.
   if probs is None:
     mass = jnp.ones((tokens,), dtype) if class_w is None else _class_weight_of(class_w, flat_y, axis_name, local_vocab)
   else:
+    flat_p = probs.reshape(tokens, local_vocab)
     mass = jnp.sum(flat_p if class_w is None else flat_p * class_w[None, :], axis=-1)
     if axis_name is not None:
       mass = lax.psum(mass, axis_name)
@@ -732,10 +745,10 @@ def linear_cross_entropy(
     a, s = lax.psum((a, s), axis_name)
     if class_w is not None:
       total_w = lax.psum(total_w, axis_name)
-  per_token = _per_token(lse, a, s, mass, total_w, vocab, {**options}).reshape(batch)
+  losses = _per_token(lse, a, s, mass, total_w, vocab, {**options}).reshape(batch)
   if in_range is not None:
-    per_token = jnp.where(in_range, per_token, jnp.nan)
-  return _reduce.reduce(per_token, reduction=reduction, weights=weights, where=mask, count_weights=count_weights)
+    losses = jnp.where(in_range, losses, jnp.nan)
+  return _reduce.reduce(losses, reduction=reduction, weights=weights, where=mask, count_weights=count_weights)
 
 
 def _class_weight_of(class_w, labels, axis_name, local_vocab):
