@@ -20,6 +20,8 @@ Labels under a False ``where`` or equal to ``ignore_index`` are never read.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
@@ -325,6 +327,13 @@ def _margin(value, dtype):
 
 
 # Losses ------------------------------------------------------------------------------------------
+
+
+def _small_integer(value: Any) -> int | None:
+  """A constant option's value as an ``int`` when it is a whole number up to ``_MAX_INTEGER_GAMMA``, else None."""
+  if _inputs.is_array(value) or not float(value).is_integer() or value > _MAX_INTEGER_GAMMA:
+    return None
+  return int(value)
 
 
 @loss
@@ -651,8 +660,8 @@ def sigmoid_focal(
   gamma = _inputs.number("gamma", gamma, x.dtype, lambda g: g >= 0, "a non-negative number")
   if _inputs.is_constant(gamma, 0):
     loss = _sigmoid_cross_entropy(x, t)
-  elif not _inputs.is_array(gamma) and float(gamma).is_integer() and gamma <= _MAX_INTEGER_GAMMA:
-    loss = _focal_integer(x, t, int(gamma))
+  elif (power := _small_integer(gamma)) is not None:
+    loss = _focal_integer(x, t, power)
   else:
     loss = _focal(x, t, gamma)
   return _reduce.reduce(_alpha_weighted(loss, t, alpha), reduction=reduction, weights=weights, where=mask)
