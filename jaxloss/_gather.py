@@ -60,6 +60,21 @@ def replicated(x: jax.Array, axis: int) -> jax.Array:
   return jax.sharding.reshard(x, jax.sharding.NamedSharding(jax.typeof(x).sharding.mesh, spec))
 
 
+def sharded(x: jax.Array) -> bool:
+  """Whether the type of ``x`` shards it over a mesh axis (explicit mesh axes, outside ``shard_map``)."""
+  spec = getattr(jax.typeof(x).sharding, "spec", None)
+  return spec is not None and any(a is not None for a in spec)
+
+
+def like(mask: jax.Array, x: jax.Array) -> jax.Array:
+  """``mask`` (e.g. built from ``iota``, replicated) with the sharding of ``x`` where its type shards it, else ``mask``.
+
+  Under explicit mesh axes a ``select`` takes its condition in the sharding of
+  its cases: ``where(iota mask, x [B@data, B], ...)`` is otherwise a ShardingTypeError.
+  """
+  return jax.sharding.reshard(mask, jax.typeof(x).sharding) if sharded(x) else mask
+
+
 def row_offset(rows: int, axis_name: str) -> jax.Array:
   """The position of this device's first row among the gathered ones (``rows`` per device)."""
   return lax.axis_index(axis_name) * rows

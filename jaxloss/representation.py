@@ -14,6 +14,11 @@ float64 stays float64 when x64 is enabled). Every temperature, scale, bias and
 margin may be traced: they are learned parameters in practice (CLIP's
 ``exp(log_scale)``, SigLIP's ``t`` and ``b``).
 
+A batch sharded over an explicit mesh axis (``jax.sharding.AxisType.Explicit``,
+under ``jax.set_mesh`` or not) needs no ``axis_name``: the columns are
+resharded replicated along the set axis (``[B@data, B]`` similarities) and the
+losses equal the single-device ones.
+
 Each loss's core is a private function taking the similarity inputs
 explicitly (the local rows, the columns they are scored against and the
 offset of the local rows among them), so a sharded form can call it on a
@@ -21,6 +26,8 @@ shard's rows against gathered or passed-around columns.
 """
 
 from __future__ import annotations
+
+from typing import overload
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +107,20 @@ def _pairs(shape: tuple[int, ...], rows: jax.Array | None, columns: jax.Array | 
   if columns is not None:
     out = out & jnp.broadcast_to(columns[..., None, :], shape)
   return out
+
+
+@overload
+def _columns(a: jax.Array, axis: int = -1) -> jax.Array: ...
+@overload
+def _columns(a: None, axis: int = -1) -> None: ...
+def _columns(a: jax.Array | None, axis: int = -1) -> jax.Array | None:
+  """The column copy of ``a`` (a set ``[..., B, D]`` with ``axis=-2``, or its labels or mask ``[..., B]``).
+
+  With the set axis sharded over an explicit mesh axis (outside ``shard_map``)
+  the columns are replicated along it (:func:`jaxloss._gather.replicated`): a
+  ``[B@data, B@data]`` similarity is illegal, ``[B@data, B]`` is not; else ``a``.
+  """
+  return None if a is None else _gather.replicated(a, axis)
 
 
 # CLIP --------------------------------------------------------------------------------------------
@@ -249,9 +270,12 @@ def clip(
     images = _clip_per_row(u, v_all, offset, temperature, label_smoothing, mask_all)
     texts = _clip_per_row(v, u_all, offset, temperature, label_smoothing, mask_all)
     return _gather.reduce(0.5 * (images + texts), reduction=reduction, weights=weights, where=mask, axis_name=axis_name)
-  logits = jnp.einsum("...id,...jd->...ij", u, v) / temperature
-  positive = jnp.diagonal(logits, axis1=-2, axis2=-1)  # both directions' targets, read once
-  images = _clip_rows(logits, positive, mask, label_smoothing)
+  logits = jnp.einsum("...id,...jd->...ij", u, _columns(v, -2)) / temperature
+  if _gather.sharded(logits):  # rows sharded over an explicit mesh axis: no gather of the diagonal
+    positive = jnp.sum(jnp.where(_gather.like(_targets(logits.shape, 0), logits), logits, 0), axis=-1)
+  else:
+    positive = jnp.diagonal(logits, axis1=-2, axis2=-1)  # both directions' targets, read once
+  images = _clip_rows(logits, positive, _columns(mask), label_smoothing)
   texts = _clip_rows(logits, positive, mask, label_smoothing, axis=-2)
   return _reduce.reduce(0.5 * (images + texts), reduction=reduction, weights=weights, where=mask)
 
@@ -274,7 +298,7 @@ def _siglip_rows(
   normalised; ``valid_block`` masks the block's columns. Returns ``[..., R]``.
   """
   logits = jnp.einsum("...id,...jd->...ij", x_local, y_block) * temperature + bias
-  target = _targets(logits.shape, row_offset)
+  target = _gather.like(_targets(logits.shape, row_offset), logits)
   pair = jax.nn.softplus(jnp.where(target, -logits, logits))  # -log sigmoid(z logit), z = +1 on the pair, -1 off it
   if valid_block is not None:
     pair = jnp.where(_pairs(logits.shape, None, valid_block), pair, 0)
@@ -356,7 +380,7 @@ def siglip(
     valid = jnp.ones(u.shape[:-1], bool) if mask is None else mask
     loss = _gather.ring(_siglip_rows, _unit(u), _unit(v), valid, (temperature, bias), axis_name)
     return _gather.reduce(loss, reduction=reduction, weights=weights, where=mask, axis_name=axis_name)
-  loss = _siglip_rows(_unit(u), _unit(v), 0, temperature, bias, mask)
+  loss = _siglip_rows(_unit(u), _columns(_unit(v), -2), 0, temperature, bias, _columns(mask))
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
@@ -464,7 +488,7 @@ def supcon(
   x, mask = _sets(where, ("embeddings", x))
   temperature = _inputs.number("temperature", temperature, x.dtype, lambda t: t > 0, "a positive number")
   unit = _unit(x)
-  unit_all, y_all, mask_all = unit, y, mask
+  unit_all, y_all, mask_all = _columns(unit, -2), _columns(y), _columns(mask)
   offset: jax.Array | int = 0
   if axis_name is not None:
     axis = y.ndim - 1
@@ -491,8 +515,8 @@ def _labelled_set(embeddings, labels, where) -> tuple[jax.Array, jax.Array, jax.
 def _label_pairs(y: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
   """``[..., B, B]`` positive pairs (same label, another member) and negative pairs (another label), valid only."""
   shape = (*y.shape, y.shape[-1])
-  both = _pairs(shape, valid, valid)
-  same = y[..., :, None] == y[..., None, :]
+  both = _pairs(shape, valid, _columns(valid))
+  same = y[..., :, None] == _columns(y)[..., None, :]
   return same & both & ~_targets(shape, 0), ~same & both
 
 
@@ -748,7 +772,7 @@ def cosface(
 def _cosines(x: jax.Array) -> jax.Array:
   """The ``[..., B, B]`` cosine similarities of a set ``[..., B, D]``."""
   unit = _unit(x)
-  return jnp.einsum("...id,...jd->...ij", unit, unit)
+  return jnp.einsum("...id,...jd->...ij", unit, _columns(unit, -2))
 
 
 @loss
@@ -930,11 +954,12 @@ def _distances(x: jax.Array, p: float) -> jax.Array:
   ``p`` take :func:`jaxloss._custom.norm` of the ``[..., B, B, D]``
   differences (its minimum-norm 0 where they vanish).
   """
+  columns = _columns(x, -2)
   if p != 2:
-    return _custom.norm(x[..., :, None, :] - x[..., None, :, :], p)
+    return _custom.norm(x[..., :, None, :] - columns[..., None, :, :], p)
   squares = jnp.sum(x * x, axis=-1)
-  total = squares[..., :, None] + squares[..., None, :]
-  squared = total - 2 * jnp.einsum("...id,...jd->...ij", x, x)
+  total = squares[..., :, None] + _columns(squares)[..., None, :]
+  squared = total - 2 * jnp.einsum("...id,...jd->...ij", x, columns)
   resolved = squared > 4 * float(jnp.finfo(x.dtype).eps) * total
   return _custom.sqrt(jnp.where(resolved, squared, 0))
 
@@ -942,9 +967,24 @@ def _distances(x: jax.Array, p: float) -> jax.Array:
 def _search(sorted_rows: jax.Array, values: jax.Array, side: str) -> jax.Array:
   """``searchsorted`` of ``values`` ``[..., K]`` in each sorted row ``[..., N]`` (O((N + K) log) per row)."""
   search = lambda row, v: jnp.searchsorted(row, v, side=side, method="sort")
-  rows = sorted_rows.reshape(-1, sorted_rows.shape[-1])
-  found = jax.vmap(search)(rows, values.reshape(-1, values.shape[-1]))
-  return found.reshape(values.shape).astype(jnp.int32)
+
+  def rows(sorted_rows, values):
+    found = jax.vmap(search)(sorted_rows.reshape(-1, sorted_rows.shape[-1]), values.reshape(-1, values.shape[-1]))
+    return found.reshape(values.shape).astype(jnp.int32)
+
+  return _unsharded_types(rows, values)(sorted_rows, values)
+
+
+def _unsharded_types(f, like: jax.Array):
+  """``f``, run with the mesh axes automatic (XLA shards it) where ``like``'s type shards it over explicit axes.
+
+  ``sort``'s derivative and ``searchsorted`` pair their operand with an
+  unsharded ``iota`` (a ShardingTypeError under explicit axes); their result
+  takes the sharding of ``like``.
+  """
+  if not _gather.sharded(like):
+    return f
+  return jax.sharding.auto_axes(f, out_sharding=jax.typeof(like).sharding)
 
 
 @loss
@@ -1035,7 +1075,8 @@ def batch_triplet(
     return _reduce.reduce(jnp.where(both, loss, 0), reduction=reduction, weights=weights, where=valid & both)
   # Each anchor's negative distances, ascending (+inf past its negatives), searched for every positive, and
   # their prefix sums: the sum of any run of them is a difference of two prefix sums.
-  ordered = jnp.sort(jnp.where(negative, d, jnp.inf), axis=-1)
+  candidates = jnp.where(negative, d, jnp.inf)
+  ordered = _unsharded_types(lambda c: jnp.sort(c, axis=-1), candidates)(candidates)
   finite = jnp.where(jnp.isfinite(ordered), ordered, 0)
   prefix = jnp.concatenate([jnp.zeros_like(finite[..., :1]), jnp.cumsum(finite, axis=-1)], axis=-1)
   if mining == "batch_all":

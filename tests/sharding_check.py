@@ -16,6 +16,8 @@ otherwise.
   shards very different numbers of kept examples (one shard keeps none), so a
   mean of per-shard means would differ from the global mean; the check asserts
   that it does, so it cannot pass by accident.
+  More set losses (``SET_LOSSES``: clip, siglip, supcon, circle, mined
+  triplets) run the same check with explicit axes under ``jax.set_mesh``.
 * Vocabulary parallel: ``linear_cross_entropy`` inside ``jax.shard_map`` with the
   weight and bias sharded over the vocabulary on a ``model`` mesh axis
   (``axis_name="model"``) and tokens over ``data``, equal to the unsharded loss
@@ -107,6 +109,15 @@ def _triplets(rng, batch):
   return tuple(rng.normal(size=(batch, 4)) for _ in range(3))
 
 
+def _labelled_set(rng, batch):
+  return rng.normal(size=(batch, 4)), rng.integers(0, 6, size=batch)
+
+
+def _pair_set(rng, batch):
+  x = rng.normal(size=(batch, 4))
+  return x, x + 0.5 * rng.normal(size=(batch, 4))
+
+
 def _lists(rng, batch, items=6):
   return rng.normal(size=(batch, items)), rng.integers(0, 3, size=(batch, items)).astype(np.float64)
 
@@ -138,10 +149,23 @@ DATA_PARALLEL = {
   ),
   "triplet_margin": Row(jl.triplet_margin, _triplets, {"margin": 1.0}),
   # A set loss: every anchor against the whole (sharded) batch.
-  "ntxent": Row(jl.ntxent, lambda rng, batch: (rng.normal(size=(batch, 4)), rng.integers(0, 6, size=batch))),
+  "ntxent": Row(jl.ntxent, _labelled_set),
   "softmax_ranking": Row(jl.softmax_ranking, _lists, item_axes=1),
   "ctc": Row(jl.ctc, _sequences, keywords=("logit_lengths", "label_lengths")),
   "kl_divergence": Row(jl.kl_divergence, _distributions),
+}
+
+
+# More set losses (every member against the whole sharded batch), checked with explicit axes under `jax.set_mesh`
+# only: there iota and constants are typed replicated on the mesh, so a select or a sort pairing them with the
+# sharded batch is a ShardingTypeError (a superset of the failures without the mesh). Semi-hard mining sorts and
+# searches each anchor's distances.
+SET_LOSSES = {
+  "clip": Row(jl.clip, _pair_set, {"label_smoothing": 0.1}),
+  "siglip": Row(jl.siglip, _pair_set, {"temperature": 3.0, "bias": -2.0}),
+  "supcon": Row(jl.supcon, _labelled_set),
+  "circle": Row(jl.circle, _labelled_set, {"gamma": 16.0}),
+  "batch_triplet": Row(jl.batch_triplet, _labelled_set, {"mining": "semi_hard"}),
 }
 
 
@@ -399,6 +423,10 @@ def main():
     mesh = jax.make_mesh((DEVICES,), ("data",), axis_types=(axis_type,))
     for name, row in DATA_PARALLEL.items():
       check_data_parallel(name, row, mesh, mode)
+  mesh = jax.make_mesh((DEVICES,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+  with jax.set_mesh(mesh):
+    for name, row in SET_LOSSES.items():
+      check_data_parallel(name, row, mesh, "explicit-set_mesh")
   check_vocab_parallel()
   check_global_negatives(jax.make_mesh((DEVICES,), ("data",)))
   check_siglip_ring_memory()

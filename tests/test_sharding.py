@@ -35,6 +35,11 @@ def test_data_parallel_equals_single_device(report, mode, name):
   assert f"OK data-parallel {mode} {name}" in report
 
 
+@pytest.mark.parametrize("name", sorted(sharding_check.SET_LOSSES))
+def test_set_losses_under_set_mesh_equal_single_device(report, name):
+  assert f"OK data-parallel explicit-set_mesh {name}" in report
+
+
 def test_vocab_parallel_linear_cross_entropy_equals_unsharded(report):
   assert "OK vocab-parallel linear_cross_entropy" in report
 
