@@ -530,17 +530,17 @@ def _distance_traced_jvp(primals, tangents):
 def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:
   """``log(sum(exp(x), where=where))`` over ``axis``: -inf with a zero gradient where nothing is selected.
 
-  Unselected entries never reach ``exp`` (so inf/NaN there cannot leak into the
-  gradient), and a row with no selected entry gives -inf rather than NaN.
+  Unselected entries are -inf before the ``exp`` (0 after it), so inf/NaN there
+  cannot leak into the value or the gradient; a row with no selected entry, or
+  only -inf ones, gives -inf rather than NaN, told by its max (no separate
+  ``any`` pass over ``x``); an empty axis gives -inf.
   """
-  if x.shape[axis] == 0:  # nothing to select from (an empty set or list): no max to shift by
-    return jnp.full(tuple(n for i, n in enumerate(x.shape) if i != axis % x.ndim), -jnp.inf, x.dtype)
-  selected = jnp.any(where, axis=axis, keepdims=True)
-  x = jnp.where(where, x, 0)
-  shift = jax.lax.stop_gradient(jnp.max(jnp.where(where, x, -jnp.inf), axis=axis, keepdims=True))
-  shift = jnp.where(selected, shift, 0)
-  total = jnp.sum(jnp.where(where, jnp.exp(x - shift), 0), axis=axis, keepdims=True)
-  out = jnp.where(selected, jnp.log(jnp.where(selected, total, 1)) + shift, -jnp.inf)
+  masked = jnp.where(where, x, -jnp.inf)
+  top = jax.lax.stop_gradient(jnp.max(masked, axis=axis, keepdims=True, initial=-jnp.inf))
+  none = top == -jnp.inf
+  top = jnp.where(none, 0, top)
+  total = jnp.sum(jnp.exp(masked - top), axis=axis, keepdims=True)
+  out = jnp.where(none, -jnp.inf, jnp.log(jnp.where(none, 1, total)) + top)
   return jnp.squeeze(out, axis=axis)
 
 

@@ -126,15 +126,6 @@ def _softmax_cross_entropy_jvp(primals, tangents):
   return lse - _pick(x, index), jnp.sum(q * dx, axis=-1)
 
 
-def _logsumexp_where(x: jax.Array, where: jax.Array) -> jax.Array:
-  """``log sum exp(x)`` over the selected finite-or-+inf entries of the last axis.
-
-  A row that selects no entry above -inf gives -inf with a zero gradient (not
-  NaN), and unselected entries never reach ``exp``.
-  """
-  return _custom.logsumexp(x, where & (x > -jnp.inf))
-
-
 def _clamped_log(x: jax.Array) -> jax.Array:
   """``max(log(x), -100)`` as torch's binary_cross_entropy, finite derivative at ``x = 0``."""
   log = _custom.safe_log(x)
@@ -720,7 +711,7 @@ def softmax_focal(
   loss = lse - _pick(x, classes.index)
   if not _inputs.is_constant(gamma, 0):
     others = ~_one_hot(classes.index, x.shape[-1])
-    log_one_minus_p = _logsumexp_where(x, others) - lse
+    log_one_minus_p = _custom.logsumexp(x, others) - lse
     if _inputs.is_array(gamma):
       # p_y == 1 exactly (every other logit -inf): the loss is 0, and gamma * -inf would be NaN at 0 (and
       # in the derivative with respect to gamma).

@@ -75,24 +75,6 @@ def _unit(x: jax.Array) -> jax.Array:
   return x * lax.rsqrt(jnp.where(squares > floor, squares, floor))
 
 
-def _logsumexp(x: jax.Array, where: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``log(sum(exp(x), where=where))`` over the last axis and whether anything is selected, both ``[...]``.
-
-  As :func:`jaxloss._custom.logsumexp` (-inf with a zero gradient where
-  nothing is selected; unselected entries, inf or NaN, never reach the
-  gradient) with one pass fewer over a ``B x B`` matrix: the unselected
-  entries are -inf before the exp (0 after it), and an empty row is told by
-  its max, not by an ``any`` (as :func:`jaxloss.ntxent`).
-  """
-  masked = jnp.where(where, x, -jnp.inf)
-  top = lax.stop_gradient(jnp.max(masked, axis=-1, keepdims=True, initial=-jnp.inf))
-  none = top == -jnp.inf
-  top = jnp.where(none, 0, top)
-  total = jnp.sum(jnp.exp(masked - top), axis=-1, keepdims=True)
-  out = jnp.where(none, -jnp.inf, jnp.log(jnp.where(none, 1, total)) + top)
-  return out[..., 0], ~none[..., 0]
-
-
 def _targets(shape: tuple[int, ...], row_offset) -> jax.Array:
   """``[..., R, C]``: True where column ``row_offset + r`` is row ``r``'s own (``row_offset`` may be traced)."""
   rows, columns = shape[-2:]
@@ -407,7 +389,7 @@ def _supcon_per_anchor(
   shape = similarity.shape
   others = ~_targets(shape, row_offset) & _pairs(shape, valid_local, valid_all)
   positive = others & (labels_local[..., :, None] == labels_all[..., None, :])
-  normaliser = _logsumexp(similarity, others)[0]
+  normaliser = _custom.logsumexp(similarity, others)
   count = jnp.sum(positive, axis=-1, dtype=similarity.dtype)
   # -mean over positives of log(e^s_p / sum_a e^s_a); the normaliser is finite wherever a positive exists.
   positives = jnp.sum(jnp.where(positive, similarity, 0), axis=-1)
@@ -844,9 +826,8 @@ def circle(
   distance = jax.nn.relu(1 - _cosines(x))
   pull = jnp.asarray(gamma * jax.nn.relu(margin + distance) * (distance - margin))
   push = jnp.asarray(gamma * jax.nn.relu(1 + margin - distance) * (1 - margin - distance))
-  pulled, has_positive = _logsumexp(pull, positive)
-  pushed, has_negative = _logsumexp(push, negative)
-  has_both = has_positive & has_negative
+  pulled, pushed = _custom.logsumexp(pull, positive), _custom.logsumexp(push, negative)
+  has_both = (pulled != -jnp.inf) & (pushed != -jnp.inf)  # -inf exactly where nothing is selected
   loss = jnp.where(has_both, jax.nn.softplus(jnp.where(has_both, pulled + pushed, 0)), 0)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=valid & has_both)
 
@@ -930,9 +911,9 @@ def multi_similarity(
   hardest_negative = jnp.max(jnp.where(negative, s, -jnp.inf), axis=-1, keepdims=True)
   negative = negative & (s + epsilon > hardest_positive)
   positive = positive & (s - epsilon < hardest_negative)
-  pulled, has_positive = _logsumexp(jnp.asarray(alpha * (base - s)), positive)
-  pushed, has_negative = _logsumexp(jnp.asarray(beta * (s - base)), negative)
-  mined = has_positive & has_negative
+  pulled = _custom.logsumexp(jnp.asarray(alpha * (base - s)), positive)
+  pushed = _custom.logsumexp(jnp.asarray(beta * (s - base)), negative)
+  mined = (pulled != -jnp.inf) & (pushed != -jnp.inf)  # -inf exactly where nothing is selected
   pull = jax.nn.softplus(pulled) / alpha  # log(1 + sum e^...) / alpha
   push = jax.nn.softplus(pushed) / beta
   loss = jnp.where(mined, pull + push, 0)
