@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -443,88 +444,119 @@ def distance(x: jax.Array, y: jax.Array, shift) -> jax.Array:
   the scaled path (a ``lax.cond`` on ``x, y``: the common branch materialises
   nothing). ``shift`` is a constant or a traced 0-d array (differentiable).
   """
+  return distances(((x, y),), shift)[0]
+
+
+def distances(pairs: tuple[tuple[jax.Array, jax.Array], ...], shift) -> tuple[jax.Array, ...]:
+  """:func:`distance` of every ``(x, y)`` in ``pairs`` with one ``lax.cond`` for all of them.
+
+  A loss with several distances (a triplet's two or three) compiles one
+  branch pair instead of one per distance; a row out of range in any pair
+  sends all of them through the scaled path (the same values and derivatives).
+  """
+  pairs = tuple((x, y) for x, y in pairs)
   if isinstance(shift, (int, float)):
-    return _distance(x, y, shift)
-  return _distance_traced(x, y, shift)
+    return _distance(pairs, shift)
+  return _distance_traced(pairs, shift)
 
 
-def _distance_parts(x: jax.Array, y: jax.Array, shift, factors: bool = False):
-  """The value of :func:`distance`; with ``factors``, also ``k, w``, the rows where ``x == y``, and ``z``.
+def _distance_parts(pairs, shift, factors: bool = False):
+  """The values of :func:`distances`; with ``factors``, per pair also ``k, w``, the rows where ``x == y``, and ``z``.
 
   ``z k w = z / ||z||`` (0 for ``z == 0``): the derivative is ``sum(z k dz) w``.
 
-  The common branch needs one reduction, the sum of squares: a row where
-  ``x == y`` has ``z = shift`` exactly, so its sum of squares is about
+  The common branch needs one reduction per pair, the sum of squares: a row
+  where ``x == y`` has ``z = shift`` exactly, so its sum of squares is about
   ``D shift**2``; only if some row's is that small (or out of range) does the
   other branch test ``x == y`` and rescale, row by row.
   """
   # XLA:CPU's reduction fusion materialises a broadcast that two reductions share (two distances with one shift:
   # a [..., D] array of eps, written once and read twice); a shift tied to y is a broadcast of this call's own.
-  z = x - y + jax.lax.optimization_barrier((jnp.asarray(shift, x.dtype), y))[0]
-  squares = jnp.sum(z * z, axis=-1)
-  finfo = jnp.finfo(z.dtype)
+  squares = []
+  for x, y in pairs:
+    z = x - y + jax.lax.optimization_barrier((jnp.asarray(shift, x.dtype), y))[0]
+    squares.append(jnp.sum(z * z, axis=-1))
+  finfo = jnp.finfo(pairs[0][0].dtype)
   least: float | jax.Array = float(finfo.tiny) / float(finfo.eps)
-  if factors:  # the rows that may have x == y: at most D shift**2 up to the sum's rounding (2**-6 is far above it)
-    least = jnp.maximum(least, (z.shape[-1] * (1 + 2**-6)) * (jnp.asarray(shift, z.dtype) ** 2))
-  common = jnp.all((squares >= least) & (squares <= float(finfo.max)))
+  common = jnp.bool_(True)
+  for (x, _), total in zip(pairs, squares, strict=True):
+    bound = least
+    if factors:  # the rows that may have x == y: at most D shift**2 up to the sum's rounding (2**-6 is far above it)
+      bound = jnp.maximum(least, (x.shape[-1] * (1 + 2**-6)) * (jnp.asarray(shift, x.dtype) ** 2))
+    common = common & jnp.all((total >= bound) & (total <= float(finfo.max)))
 
   # Plain sqrt and 1 / value below: both branches keep their arguments >= tiny / eps, so every derivative is finite.
-  def unscaled(x, y, shift, squares):
-    value = jnp.sqrt(squares)
-    return (value, 1 / value, jnp.ones_like(value), jnp.zeros(value.shape, bool)) if factors else value
+  def unscaled(pairs, shift, squares):
+    out: list[Any] = []
+    for total in squares:
+      value = jnp.sqrt(total)
+      out.append((value, 1 / value, jnp.ones_like(value), jnp.zeros_like(value, bool)) if factors else value)
+    return tuple(out)
 
-  def checked(x, y, shift, squares):
-    z = x - y + shift
-    exact = (squares >= float(finfo.tiny) / float(finfo.eps)) & (squares <= float(finfo.max))
-    # |z| / ||z|| is scale-invariant, so the scale can be a constant (stop_gradient) for the derivatives.
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(z), axis=-1, initial=0))
-    positive = scale > 0
-    safe_scale = jnp.where(positive | exact, scale, 1)
-    u = z / safe_scale[..., None]
-    scaled_norm = jnp.sqrt(jnp.sum(u * u, axis=-1))  # in [1, sqrt(D)] for a nonzero row: every derivative finite
-    root = jnp.sqrt(jnp.where(exact, squares, 1))
-    value = jnp.where(exact, root, jnp.where(positive, safe_scale * scaled_norm, 0))
-    if not factors:
-      return value
-    # Two factors: z k is O(1) on the scaled rows, so no derivative of z k w overflows (as in _two_norm).
-    k = jnp.where(exact, 1 / root, jnp.where(positive, 1 / safe_scale, 0))
-    w = jnp.where(exact | ~positive, 1, 1 / jnp.where(positive, scaled_norm, 1))
-    same = jnp.max(jnp.abs(x - y), axis=-1, initial=0) == 0  # NaN compares unequal
-    return value, k, w, same
+  def checked(pairs, shift, squares):
+    out: list[Any] = []
+    for (x, y), total in zip(pairs, squares, strict=True):
+      z = x - y + shift
+      exact = (total >= float(finfo.tiny) / float(finfo.eps)) & (total <= float(finfo.max))
+      # |z| / ||z|| is scale-invariant, so the scale can be a constant (stop_gradient) for the derivatives.
+      scale = jax.lax.stop_gradient(jnp.max(jnp.abs(z), axis=-1, initial=0))
+      positive = scale > 0
+      safe_scale = jnp.where(positive | exact, scale, 1)
+      u = z / safe_scale[..., None]
+      scaled_norm = jnp.sqrt(jnp.sum(u * u, axis=-1))  # in [1, sqrt(D)] for a nonzero row: every derivative finite
+      root = jnp.sqrt(jnp.where(exact, total, 1))
+      value = jnp.where(exact, root, jnp.where(positive, safe_scale * scaled_norm, 0))
+      if not factors:
+        out.append(value)
+        continue
+      # Two factors: z k is O(1) on the scaled rows, so no derivative of z k w overflows (as in _two_norm).
+      k = jnp.where(exact, 1 / root, jnp.where(positive, 1 / safe_scale, 0))
+      w = jnp.where(exact | ~positive, 1, 1 / jnp.where(positive, scaled_norm, 1))
+      same = jnp.max(jnp.abs(x - y), axis=-1, initial=0) == 0  # NaN compares unequal
+      out.append((value, k, w, same))
+    return tuple(out)
 
-  out = jax.lax.cond(common, unscaled, checked, x, y, shift, squares)
+  out = jax.lax.cond(common, unscaled, checked, pairs, shift, tuple(squares))
+  if not factors:
+    return out
   # z for the derivative, bitwise equal to the forward's (x - y == -(y - x) exactly) but a different expression:
   # a shared x - y would be materialised for both instead of fused into each.
-  return (*out, shift - (y - x)) if factors else out
+  return tuple((*parts, shift - (y - x)) for parts, (x, y) in zip(out, pairs, strict=True))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _distance(x: jax.Array, y: jax.Array, shift: float) -> jax.Array:
-  """:func:`distance` for a constant ``shift``."""
-  return _distance_parts(x, y, shift)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _distance(pairs, shift: float) -> tuple[jax.Array, ...]:
+  """:func:`distances` for a constant ``shift``."""
+  return _distance_parts(pairs, shift)
 
 
 @_distance.defjvp
 def _distance_jvp(shift, primals, tangents):
-  (x, y), (tx, ty) = primals, tangents
-  value, k, w, same, z = _distance_parts(x, y, shift, factors=True)
-  k = jnp.where(same, jnp.zeros_like(k), k)
-  return value, jnp.sum(z * k[..., None] * (tx - ty), axis=-1) * w
+  ((pairs,), (dpairs,)) = primals, tangents
+  values, slopes = [], []
+  for (value, k, w, same, z), (tx, ty) in zip(_distance_parts(pairs, shift, factors=True), dpairs, strict=True):
+    k = jnp.where(same, jnp.zeros_like(k), k)
+    values.append(value)
+    slopes.append(jnp.sum(z * k[..., None] * (tx - ty), axis=-1) * w)
+  return tuple(values), tuple(slopes)
 
 
 @jax.custom_jvp
-def _distance_traced(x: jax.Array, y: jax.Array, shift: jax.Array) -> jax.Array:
-  """:func:`distance` for a traced ``shift`` (as a non-differentiable argument it would get gradient 0)."""
-  return _distance_parts(x, y, shift)
+def _distance_traced(pairs, shift: jax.Array) -> tuple[jax.Array, ...]:
+  """:func:`distances` for a traced ``shift`` (as a non-differentiable argument it would get gradient 0)."""
+  return _distance_parts(pairs, shift)
 
 
 @_distance_traced.defjvp
 def _distance_traced_jvp(primals, tangents):
-  (x, y, shift), (tx, ty, t_shift) = primals, tangents
-  value, k, w, same, z = _distance_parts(x, y, shift, factors=True)
-  # The shift's derivative is the norm's at z on every row, x == y included (the value there is ||shift * 1||).
-  dz = jnp.where(same[..., None], jnp.zeros_like(tx), tx - ty) + t_shift
-  return value, jnp.sum(z * k[..., None] * dz, axis=-1) * w
+  (pairs, shift), (dpairs, t_shift) = primals, tangents
+  values, slopes = [], []
+  for (value, k, w, same, z), (tx, ty) in zip(_distance_parts(pairs, shift, factors=True), dpairs, strict=True):
+    # The shift's derivative is the norm's at z on every row, x == y included (the value there is ||shift * 1||).
+    dz = jnp.where(same[..., None], jnp.zeros_like(tx), tx - ty) + t_shift
+    values.append(value)
+    slopes.append(jnp.sum(z * k[..., None] * dz, axis=-1) * w)
+  return tuple(values), tuple(slopes)
 
 
 def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:

@@ -173,7 +173,7 @@ def triplet_margin(
 
   def distance(x, y):
     if distance_fn is None:
-      return _custom.distance(x, y, eps) if p == 2 else _custom.shifted_norm(x - y, p, eps)
+      return _custom.shifted_norm(x - y, p, eps)
     d = jnp.asarray(distance_fn(x, y))
     if d.shape != x.shape[:-1] or not jnp.issubdtype(d.dtype, jnp.floating):
       raise ValueError(
@@ -182,10 +182,13 @@ def triplet_margin(
       )
     return d.astype(x.dtype)
 
-  closest_negative = distance(a, neg)
-  if swap:
-    closest_negative = _smaller(closest_negative, distance(pos, neg))
-  loss = jax.nn.relu(distance(a, pos) - closest_negative + margin)
+  pairs = ((a, pos), (a, neg), (pos, neg)) if swap else ((a, pos), (a, neg))
+  if distance_fn is None and p == 2:  # one range check (lax.cond) for every distance
+    d = _custom.distances(pairs, eps)
+  else:
+    d = tuple(distance(x, y) for x, y in pairs)
+  closest_negative = _smaller(d[1], d[2]) if swap else d[1]
+  loss = jax.nn.relu(d[0] - closest_negative + margin)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 

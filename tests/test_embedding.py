@@ -425,6 +425,30 @@ def test_distance_primitive_matches_numpy_on_every_branch(traced):
     np.testing.assert_allclose(ds, np.sum(z.sum(-1) / value), rtol=1e-5)
 
 
+def test_distances_share_one_range_check():
+  """``_custom.distances`` (triplet_margin's pairs, one ``lax.cond``): an ordinary pair next to one with an
+  overflowing row takes the scaled branch with it, and keeps the NumPy float64 values and gradients."""
+  rng = _rng(16)
+  x, y, u = (rng.normal(size=(3, 4)) for _ in range(3))
+  u[1] = 1e30 * u[1]  # its sum of squares overflows float32: both pairs go through the scaled branch
+  v = np.zeros_like(u)
+  v[2] = u[2]  # and one row with u == v: gradient exactly 0
+  pairs = ((x, y), (u, v))
+  shift = 1e-6
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  values = _custom.distances(tuple((f32(a), f32(b)) for a, b in pairs), shift)
+  grads = jax.grad(lambda x, u: sum(jnp.sum(d) for d in _custom.distances(((x, f32(y)), (u, f32(v))), shift)), (0, 1))(
+    f32(x), f32(u)
+  )
+  for (a, b), value, grad in zip(pairs, values, grads, strict=True):
+    z = a - b + shift
+    norm = np.linalg.norm(z, axis=-1)
+    np.testing.assert_allclose(value, norm, rtol=1e-6)
+    slope = np.where((a == b).all(-1, keepdims=True), 0.0, z / norm[:, None])
+    np.testing.assert_allclose(grad, slope, rtol=1e-5, atol=1e-7)
+  _assert_all_zero(grads[1][2])
+
+
 # Trace-time errors.
 X = jnp.ones((3, 4))
 
