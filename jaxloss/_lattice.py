@@ -38,19 +38,21 @@ def log_sum_exp(*terms: jax.Array) -> jax.Array:
 
 def prepend(x: jax.Array, fill: ArrayLike) -> jax.Array:
   """``x`` with ``fill`` prepended along the last axis (entry n + 1 is ``x[..., n]``)."""
-  return jnp.concatenate([jnp.broadcast_to(fill, (*x.shape[:-1], 1)), x], axis=-1)
+  return jnp.concatenate([jnp.full_like(x[..., :1], fill), x], axis=-1)  # full_like: sharded as x
 
 
 def append(x: jax.Array, fill: ArrayLike) -> jax.Array:
   """``x`` with ``fill`` appended along the last axis."""
-  return jnp.concatenate([x, jnp.broadcast_to(fill, (*x.shape[:-1], 1))], axis=-1)
+  return jnp.concatenate([x, jnp.full_like(x[..., :1], fill)], axis=-1)
 
 
 def alphas(lp_blank, lp_labels, skip, logit_lengths, keep: bool):
   """The forward recursion in log space: the final state and, with ``keep``, the state after every step."""
   no_path = jnp.full((), -jnp.inf, lp_labels.dtype)
   _, batch, n = lp_labels.shape
-  start = (jnp.full((batch, n + 1), no_path).at[:, 0].set(0), jnp.full((batch, n), no_path))
+  # From logit_lengths: under explicit sharding the start is typed sharded over the batch as the scan's state.
+  nothing = jnp.broadcast_to(jnp.full_like(logit_lengths, -jnp.inf, lp_labels.dtype)[:, None], (batch, n))
+  start = (prepend(nothing, 0), nothing)
 
   def step(state, inputs):
     blank, label = state

@@ -17,7 +17,8 @@ otherwise.
   mean of per-shard means would differ from the global mean; the check asserts
   that it does, so it cannot pass by accident.
   More set losses (``SET_LOSSES``: clip, siglip, supcon, circle, mined
-  triplets) run the same check with explicit axes under ``jax.set_mesh``.
+  triplets) and the ``UNDER_SET_MESH`` rows run the same check with explicit
+  axes under ``jax.set_mesh``.
 * Vocabulary parallel: ``linear_cross_entropy`` inside ``jax.shard_map`` with the
   weight and bias sharded over the vocabulary on a ``model`` mesh axis
   (``axis_name="model"``) and tokens over ``data``, equal to the unsharded loss
@@ -167,6 +168,12 @@ SET_LOSSES = {
   "circle": Row(jl.circle, _labelled_set, {"gamma": 16.0}),
   "batch_triplet": Row(jl.batch_triplet, _labelled_set, {"mining": "semi_hard"}),
 }
+
+
+# Data-parallel rows also checked under `jax.set_mesh`: a constant there is typed replicated on the mesh, so a
+# cond branch or a scan state built from constants (triplet_margin's range check, CTC's recursion) must be typed
+# sharded as the batch.
+UNDER_SET_MESH = ("triplet_margin", "ctc")
 
 
 def _uneven_mask(batch):
@@ -427,6 +434,8 @@ def main():
   with jax.set_mesh(mesh):
     for name, row in SET_LOSSES.items():
       check_data_parallel(name, row, mesh, "explicit-set_mesh")
+    for name in UNDER_SET_MESH:
+      check_data_parallel(name, DATA_PARALLEL[name], mesh, "explicit-set_mesh")
   check_vocab_parallel()
   check_global_negatives(jax.make_mesh((DEVICES,), ("data",)))
   check_siglip_ring_memory()

@@ -35,7 +35,7 @@ def test_data_parallel_equals_single_device(report, mode, name):
   assert f"OK data-parallel {mode} {name}" in report
 
 
-@pytest.mark.parametrize("name", sorted(sharding_check.SET_LOSSES))
+@pytest.mark.parametrize("name", sorted(sharding_check.SET_LOSSES) + list(sharding_check.UNDER_SET_MESH))
 def test_set_losses_under_set_mesh_equal_single_device(report, name):
   assert f"OK data-parallel explicit-set_mesh {name}" in report
 
