@@ -3,9 +3,10 @@
 Each backend of each file is a *source* (``cpu · AMD EPYC``, ``gpu · NVIDIA
 H100``, ...). The report has a machines table, headline tables (every case at
 its largest size, float32: time, fraction of bandwidth, ratio to each peer),
-the list of variants where jaxloss is slower than a peer by more than 5%, every
-result, and plots: time vs size per loss, ratio to each peer, fraction of
-bandwidth, and the sources side by side when there are several.
+compile times against the compiled peers, the list of variants where jaxloss
+is slower than a peer by more than 5%, every result, and plots: time vs size
+per loss, ratio to each peer, fraction of bandwidth, and the sources side by
+side when there are several.
 """
 
 from __future__ import annotations
@@ -86,6 +87,47 @@ def slower(rows: Sequence[Row]) -> list[tuple[Row, str, float]]:
   return [(r, p, r["ratios"][p]) for r in rows for p in PEERS if r["ratios"][p] is not None and r["ratios"][p] > SLOWER]
 
 
+COMPILE_SLOWER = 1.2  # the compile-time target: at most 1.2x the peer's trace + compile
+
+
+def _compile_s(implementation: dict[str, Any]) -> float | None:
+  if implementation.get("status") != "ok" or implementation.get("compile_s") is None:
+    return None
+  return (implementation.get("trace_s") or 0) + implementation["compile_s"]
+
+
+def compile_times(rows: Sequence[Row], mode: str = "value_and_grad", dtype: str = "float32") -> list[list[str]]:
+  """Per (source, case): jaxloss's trace + compile time and its ratio to each compiled peer's.
+
+  One measurement per variant, so the figures are medians over the case's
+  sizes (compile time hardly depends on the size; the median damps the noise).
+  """
+  import statistics
+
+  by: dict[tuple[str, str], list[Row]] = collections.defaultdict(list)
+  for r in rows:
+    if r["mode"] == mode and r["dtype"] == dtype:
+      by[r["source"], r["case"]].append(r)
+  lines = []
+  for (source, case), group in by.items():
+    ours = [t for r in group if (t := _compile_s(r["implementations"]["jaxloss"])) is not None]
+    if not ours:
+      continue
+    cells = [source, case, str(len(group)), _ms(statistics.median(ours))]
+    for peer in ("jnp", "optax"):
+      ratios = [
+        a / b
+        for r in group
+        if (a := _compile_s(r["implementations"]["jaxloss"])) is not None
+        and (b := _compile_s(r["implementations"].get(peer, {}))) is not None
+        and b > 0
+      ]
+      ratio = statistics.median(ratios) if ratios else None
+      cells.append("—" if ratio is None else f"**{ratio:.2f}**" if ratio > COMPILE_SLOWER else f"{ratio:.2f}")
+    lines.append(cells)
+  return lines
+
+
 def _slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -128,6 +170,13 @@ def markdown(documents: Sequence[dict[str, Any]], rows: Sequence[Row], figures: 
       for r in headline(rows, mode)
     ]
     out += _table(["source", "case", "size", "jaxloss ms", "%bw", *(f"/{p}" for p in PEERS)], lines)
+  out += ["", "## Compile time: `value_and_grad`, float32 (trace + compile)", ""]
+  out.append(
+    "One measurement per variant (a fresh `jax.jit`, traced and compiled once): the median over the case's sizes of"
+    f" jaxloss's time and of its ratio to each compiled peer's; **bold** above {COMPILE_SLOWER:.1f} (the target)."
+  )
+  out.append("")
+  out += _table(["source", "case", "sizes", "jaxloss ms", "/jnp", "/optax"], compile_times(rows))
   out += ["", f"## jaxloss slower than a peer by more than {SLOWER - 1:.0%}", ""]
   found = slower(rows)
   if found:
