@@ -9,7 +9,7 @@ orderings compute it:
   gradients formed while a block's logits exist (as Liger Kernel's fused linear
   cross-entropy and torch's chunked ``linear_cross_entropy`` do): three matrix
   products, as many as the naive path, but a ``[V, D]`` float32 accumulator of
-  the weight gradient;
+  the weight gradient (with tokens sharded, one per device, reduced once);
 * vocabulary blocks: a first pass keeps three numbers per token (an online
   log-sum-exp, the target term and the smoothing term), the backward pass
   recomputes each block of logits and completes that block of the weight
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jaxloss import _checks, _custom, _inputs, _reduce
@@ -341,7 +342,7 @@ def _token_pass(config, tokens: _PerToken, weight, bias, class_w, traced, grads)
     total, d_hidden, d_weight, d_bias, d_probs, d_mass, d_c, d_class_w, d_traced = carry
     of_block = lambda x, t, p, m, c, cw: block_loss(x, t, p, m, c, cw, labels, in_range)
     value, vjp, per_token = jax.vjp(of_block, *diff, has_aux=True)
-    dx, dt, dp, dm, _, dc = vjp(jnp.ones((), value.dtype))
+    dx, dt, dp, dm, _, dc = vjp(jnp.ones_like(value))
     # An out-of-range label's loss is NaN with a zero gradient; d total / d c_i is that loss.
     dx = jnp.where(in_range[:, None], dx, 0)
     dx_in = dx.astype(tokens.hidden.dtype)
@@ -360,6 +361,10 @@ def _token_pass(config, tokens: _PerToken, weight, bias, class_w, traced, grads)
     zeros = lambda x: None if x is None else jnp.zeros(x.shape, dtype)
     init += tuple(zeros(x) for x in (tokens.hidden, weight, bias, tokens.probs, tokens.mass, tokens.coefficients))
     init += (zeros(class_w), jax.tree.map(zeros, traced))
+  # Inside shard_map (tokens sharded), every sum over the tokens varies over the token axes, as they do.
+  varying = tuple(sorted(_varying(tokens.hidden)))
+  if varying:
+    init = jax.tree.map(lambda x: lax.pcast(x, varying, to="varying"), init)
   return lax.fori_loop(0, tokens.hidden.shape[1], body, init)
 
 
@@ -412,6 +417,52 @@ def _token_blocks(x, blocks: int):
 def _batch_sharded(x) -> bool:
   spec = getattr(jax.typeof(x).sharding, "spec", ())
   return any(axis is not None for axis in spec)
+
+
+def _token_axes(hidden, replicated) -> tuple[str, ...] | None:
+  """The mesh axes sharding the tokens of ``hidden [tokens, D]`` in its type, where the token path can run
+  on each device's tokens (:func:`_token_sharded_sum`): the features unsharded, the tokens evenly divided
+  and the ``replicated`` arrays (weight, bias, class weights; None or meshless allowed) replicated. Else None."""
+  spec = (*jax.typeof(hidden).sharding.spec, None, None)
+  first, features = spec[0], spec[1]
+  if first is None or features is not None:
+    return None
+  axes = (first,) if isinstance(first, str) else tuple(first)
+  mesh = jax.typeof(hidden).sharding.mesh
+  if hidden.shape[0] % int(np.prod([mesh.shape[a] for a in axes])):
+    return None
+  for a in replicated:
+    if a is not None and _batch_sharded(a):
+      return None
+  return axes
+
+
+def _token_sharded_sum(config, tokens: _PerToken, weight, bias, class_w, traced):
+  """:func:`_weighted_sum` on each device's tokens (``jax.shard_map`` over the token axes), summed.
+
+  Each device streams its own tokens against the whole (replicated) vocabulary
+  and accumulates its share of the weight gradient locally; autodiff's
+  transpose of the replicated inputs' cast to varying (:func:`_same_varying_axes`)
+  sums the shares once, one all-reduce of ``[V, D]`` per call, instead of one
+  per block (the product of a block sharded over the tokens, typed replicated).
+  """
+  axes = _token_axes(tokens.hidden, (weight, bias, class_w))
+  assert axes is not None
+  mesh = jax.typeof(tokens.hidden).sharding.mesh
+  by_tokens = P(axes)
+  tokens = jax.tree.map(lambda x: jax.sharding.reshard(x, jax.sharding.NamedSharding(mesh, by_tokens)), tokens)
+  weight, bias, class_w, traced = _on_mesh_of(tokens.hidden, (weight, bias, class_w, traced))
+
+  def local(tokens, weight, bias, class_w, traced):
+    tokens, weight, bias, class_w, traced = _same_varying_axes(tokens, weight, bias, class_w, traced)
+    blocks = -(-tokens.hidden.shape[0] // config.chunk)  # this device's tokens, in blocks of at most chunk
+    laid_out = _PerToken(*(_token_blocks(x, blocks) for x in tokens))
+    return lax.psum(_weighted_sum(config, laid_out, weight, bias, class_w, traced), axes)
+
+  specs = (by_tokens, P(), P(), P(), P())
+  return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(), axis_names=set(axes))(
+    tokens, weight, bias, class_w, traced
+  )
 
 
 def _on_mesh_of(x, arrays):
@@ -469,16 +520,19 @@ def _chunk(chunk_size, tokens: int, vocab: int, by_tokens: bool) -> int:
   return int(min(chunk_size, max(tokens if by_tokens else vocab, 1)))
 
 
-def _by_tokens(ordering, reduction, axis_name, hidden, weight, tokens: int) -> bool:
+def _by_tokens(ordering, reduction, axis_name, hidden, weight, others, tokens: int) -> bool:
   """The ordering (see linear_cross_entropy): token blocks for a mean or sum whose float32 weight
-  gradient accumulator is at most ``_TOKEN_PATH_MAX_BYTES``, unsharded, unless ``ordering`` says."""
+  gradient accumulator is at most ``_TOKEN_PATH_MAX_BYTES``, with tokens unsharded or sharded as
+  :func:`_token_axes` allows, unless ``ordering`` says. ``hidden`` is ``[tokens, D]``."""
   if ordering not in (None, "tokens", "vocabulary"):
     raise ValueError(f"{_checks.name()}: `ordering` must be None, 'tokens' or 'vocabulary', got {ordering!r}.")
-  possible = reduction != "none" and axis_name is None and not _batch_sharded(hidden)
+  sharded_ok = not _batch_sharded(hidden) or _token_axes(hidden, (weight, *others)) is not None
+  possible = reduction != "none" and axis_name is None and sharded_ok
   if ordering == "tokens" and not possible:
     raise ValueError(
-      f"{_checks.name()}: `ordering='tokens'` needs reduction 'mean' or 'sum', no `axis_name` and tokens not"
-      " sharded in the types."
+      f"{_checks.name()}: `ordering='tokens'` needs reduction 'mean' or 'sum', no `axis_name`, and tokens"
+      " unsharded or sharded in the types along the token axis only (evenly, the weight, bias and class"
+      " weights replicated)."
     )
   if ordering is not None:
     return ordering == "tokens" and tokens > 0
@@ -523,10 +577,13 @@ def linear_cross_entropy(
   ``"sum"`` whose float32 weight-gradient accumulator, ``4 V D`` bytes, is at
   most 256 MiB streams over blocks of ``chunk_size`` tokens against the whole
   vocabulary and forms the gradients in the forward pass (three matrix
-  products, as the naive path: the fastest on CPU). Larger heads (the memory
-  floor: at 8192 tokens, Llama-3-8B's and Gemma-2-2B's heads take less than
-  256 MiB of XLA temporaries beyond the gradients), ``reduction="none"``,
-  ``axis_name`` and tokens sharded in the types (explicit mesh axes) stream
+  products, as the naive path: the fastest on CPU). Tokens sharded in the
+  types (explicit mesh axes) with a replicated weight take it too, each device
+  on its own tokens (``chunk_size`` per block) with one reduction of the
+  weight gradient at the end. Larger heads (the memory floor: at 8192 tokens,
+  Llama-3-8B's and Gemma-2-2B's heads take less than 256 MiB of XLA
+  temporaries beyond the gradients), ``reduction="none"``, ``axis_name`` and
+  tokens sharded otherwise (unevenly, or next to a sharded weight) stream
   over blocks of ``chunk_size`` classes: three numbers per token from a first
   pass, then each block of logits is recomputed and its block of the weight
   gradient completed once (four matrix products, no ``[V, D]`` float32
@@ -577,7 +634,9 @@ def linear_cross_entropy(
       kernel), and its gradient comes back ``[D, V]``.
     ordering: ``None`` (default) for the rule above, ``"tokens"`` or
       ``"vocabulary"`` to choose the token or vocabulary blocks (``"tokens"``
-      needs a mean or sum, no ``axis_name`` and unsharded tokens).
+      needs a mean or sum, no ``axis_name``, and tokens unsharded or evenly
+      sharded along their axis with the weight, bias and class weights
+      replicated).
     axis_name: ``None``, or the name of a ``shard_map`` mesh axis over which
       ``weight`` (and ``bias``, ``class_weights``) are sharded along the
       vocabulary: each device holds ``V / n`` consecutive classes (device
@@ -694,7 +753,8 @@ def linear_cross_entropy(
   _checks.debug_no_nan(hidden=h)
 
   tokens = int(np.prod(batch))
-  by_tokens = _by_tokens(ordering, reduction, axis_name, h, w, tokens)
+  flat_h = h.reshape(tokens, h.shape[-1])
+  by_tokens = _by_tokens(ordering, reduction, axis_name, flat_h, w, (b, class_w), tokens)
   chunk = _chunk(chunk_size, tokens, local_vocab, by_tokens)
   traced = {k: v for k, v in options.items() if _inputs.is_array(v)}
   constants = tuple((k, v) for k, v in options.items() if not _inputs.is_array(v))
@@ -702,7 +762,6 @@ def linear_cross_entropy(
   rows = max(tokens, 1) if _batch_sharded(h) else max(1, min(tokens, chunk_size or _VOCAB_ROWS))
   config = _Config(chunk, rows, weight_layout, constants, vocab)
 
-  flat_h = h.reshape(tokens, h.shape[-1])
   flat_y = None if y is None else y.reshape(tokens)
   flat_p = None
   # The target mass T_i = sum_c w_c q_ic: the class weight of an integer label, the weighted sum of probabilities.
@@ -724,6 +783,8 @@ def linear_cross_entropy(
     coefficients = jax.grad(reduced)(jnp.zeros(batch, dtype)).reshape(tokens)
     outside = jnp.zeros((tokens,), bool) if in_range is None else ~in_range.reshape(tokens)
     per_token = _PerToken(flat_h, flat_y, flat_p, mass, coefficients, outside)
+    if _batch_sharded(flat_h):
+      return _token_sharded_sum(config, per_token, w, b, class_w, traced)
     per_token, w, b, class_w, traced = _same_varying_axes(per_token, w, b, class_w, traced)
     blocks = -(-tokens // chunk)
     laid_out = _PerToken(*(_token_blocks(x, blocks) for x in per_token))

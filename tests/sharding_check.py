@@ -23,6 +23,10 @@ otherwise.
   weight and bias sharded over the vocabulary on a ``model`` mesh axis
   (``axis_name="model"``) and tokens over ``data``, equal to the unsharded loss
   in value and in gradients, and compiled without any all-gather.
+* Token sharded: ``linear_cross_entropy`` with the tokens sharded on an explicit
+  mesh axis and the weight replicated, both orderings and every option, equal to
+  the naive loss; the token ordering reduces the weight gradient once, after its
+  loop.
 
 A new family joins the data-parallel check with one ``Row`` in ``DATA_PARALLEL``.
 """
@@ -271,6 +275,49 @@ def check_vocab_parallel():
   print("OK vocab-parallel linear_cross_entropy", flush=True)
 
 
+def check_token_sharded():
+  """linear_cross_entropy with the tokens sharded on an explicit `data` axis (no shard_map, weight replicated):
+  both orderings, every option, equal to the naive loss on one device; the token ordering reduces the weight
+  gradient once, outside its loop over token blocks."""
+  mesh = jax.make_mesh((DEVICES,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+  rng = np.random.default_rng(11)
+  tokens, d, vocab = 8 * DEVICES, 5, 40  # 8 tokens per device: 3 blocks of at most 3
+  hidden = jnp.asarray(rng.normal(size=(tokens, d)), jnp.float32)
+  weight = jnp.asarray(rng.normal(size=(vocab, d)) / np.sqrt(d), jnp.float32)
+  bias = jnp.asarray(rng.normal(size=(vocab,)), jnp.float32)
+  labels = jnp.asarray(np.where(rng.uniform(size=tokens) < 0.2, -100, rng.integers(0, vocab, size=tokens)))
+  weights = jnp.asarray(rng.uniform(0.5, 2.0, size=tokens), jnp.float32)
+  where = jnp.asarray(_uneven_mask(tokens))
+  class_weights = jnp.asarray(rng.uniform(0.5, 2.0, size=vocab), jnp.float32)
+  options = {"label_smoothing": 0.1, "z_loss": 1e-2, "softcap": 2.0, "ignore_index": -100}
+  options["class_weights"] = class_weights
+  for reduction in ("mean", "sum"):
+
+    def naive(h, w, b, y, ws, m, reduction=reduction):
+      return jl.cross_entropy(h @ w.T + b[None, :], y, weights=ws, where=m, reduction=reduction, **options)
+
+    want = jax.jit(jax.value_and_grad(naive, argnums=(0, 1, 2)))(hidden, weight, bias, labels, weights, where)
+    with jax.set_mesh(mesh):
+      by_tokens, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+      args = (hidden, weight, bias, labels, weights, where)
+      args = tuple(jax.device_put(a, replicated if i in (1, 2) else by_tokens) for i, a in enumerate(args))
+      for ordering in ("tokens", "vocabulary"):
+
+        def fused(h, w, b, y, ws, m, ordering=ordering, reduction=reduction):
+          kw = {"weights": ws, "where": m, "reduction": reduction, "chunk_size": 3, "ordering": ordering}
+          return jl.linear_cross_entropy(h, w, y, bias=b, **kw, **options)
+
+        f = jax.jit(jax.value_and_grad(fused, argnums=(0, 1, 2)))
+        got = f(*args)
+        assert len(got[1][0].sharding.device_set) == DEVICES, "the computation did not run on the mesh"
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+          np.testing.assert_allclose(np.asarray(g), np.asarray(w), RTOL, ATOL, err_msg=f"{ordering} {reduction}")
+        if ordering == "tokens":
+          reductions = [line for line in f.lower(*args).compile().as_text().splitlines() if " all-reduce(" in line]
+          assert reductions and not any("while/body" in line for line in reductions), reductions
+        print(f"OK token-sharded linear_cross_entropy {ordering} {reduction}", flush=True)
+
+
 def check_readme_examples():
   """The README's "Sharded training" examples, run with inputs defined, equal the unsharded loss."""
   import pathlib
@@ -437,6 +484,7 @@ def main():
     for name in UNDER_SET_MESH:
       check_data_parallel(name, DATA_PARALLEL[name], mesh, "explicit-set_mesh")
   check_vocab_parallel()
+  check_token_sharded()
   check_global_negatives(jax.make_mesh((DEVICES,), ("data",)))
   check_siglip_ring_memory()
 

@@ -492,16 +492,19 @@ def test_vocab_parallel_and_token_sharded_paths_take_every_option():
   data = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
   by_tokens = NamedSharding(data, P("data"))
 
-  def token_sharded(h, w, b):
+  def token_sharded(h, w, b, ordering):
     kw = {k: jax.device_put(v, by_tokens) for k, v in per_token.items() if k != "class_weights"}
     y = jax.device_put(labels, by_tokens)
-    return jl.linear_cross_entropy(h, w, y, bias=b, class_weights=class_weights, reduction="sum", **kw, **options)
+    kw |= {"class_weights": class_weights, "reduction": "sum", "ordering": ordering}
+    return jl.linear_cross_entropy(h, w, y, bias=b, **kw, **options)
 
   want = jax.value_and_grad(naive, argnums=(0, 1, 2))(hidden, weight, bias)
   by_vocab = NamedSharding(model, P("model"))
   inputs = {vocab_parallel: (hidden, jax.device_put(weight, by_vocab), jax.device_put(bias, by_vocab))}
   replicated = NamedSharding(data, P())
-  inputs[token_sharded] = (jax.device_put(hidden, by_tokens), *(jax.device_put(x, replicated) for x in (weight, bias)))
+  placed = (jax.device_put(hidden, by_tokens), *(jax.device_put(x, replicated) for x in (weight, bias)))
+  for ordering in ("tokens", "vocabulary"):  # the token ordering is the default here
+    inputs[functools.partial(token_sharded, ordering=ordering)] = placed
   for fn, args in inputs.items():
     got = jax.jit(jax.value_and_grad(fn, argnums=(0, 1, 2)))(*args)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):

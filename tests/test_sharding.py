@@ -44,6 +44,12 @@ def test_vocab_parallel_linear_cross_entropy_equals_unsharded(report):
   assert "OK vocab-parallel linear_cross_entropy" in report
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("ordering", ["tokens", "vocabulary"])
+def test_token_sharded_linear_cross_entropy_equals_naive(report, ordering, reduction):
+  assert f"OK token-sharded linear_cross_entropy {ordering} {reduction}" in report
+
+
 @pytest.mark.parametrize("name", sorted(sharding_check.GLOBAL_NEGATIVES))
 def test_global_negatives_equal_unsharded_loss(report, name):
   assert f"OK global-negatives {name}" in report
