@@ -13,16 +13,31 @@ every test of one case together). That bounds a worker's size and makes its
 shutdown quick: a worker still freeing GBs of executables 5 s after the last
 test was sent SIGINT by execnet, and the KeyboardInterrupt surfaced in JAX's gc
 callback as a traceback after the summary.
+
+Compile time: a cleared program that a later test needs again (the same loss on
+the same shapes, the primitives every eager and ``check_grads`` call runs) is
+read back from a persistent compilation cache instead of recompiled. The cache
+is a fresh temporary directory per test process (each xdist worker has its own,
+so none is shared), removed when the process exits: no entry outlives the run.
 """
 
+import atexit
 import gc
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+_COMPILATION_CACHE = tempfile.mkdtemp(prefix="jaxloss-tests-xla-")
+atexit.register(shutil.rmtree, _COMPILATION_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _COMPILATION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # the suite's programs are small and many
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 # Within a module, compiled programs are freed only past this resident size (a clear costs recompiles).

@@ -78,15 +78,35 @@ def _weights_shape(case, args, loss_shape):
 
 
 def _grad(case, args, array_kwargs, **kw):
-  """Gradient of the (scalar) loss with respect to every differentiable argument."""
+  """Gradient of the (scalar) loss with respect to every differentiable argument, as one compiled program."""
+  arrays = {k: v for k, v in kw.items() if isinstance(v, jax.Array)}
+  static = tuple(sorted((k, v) for k, v in kw.items() if k not in arrays))
+  # NumPy options (class weights) enter as arguments too: traced as constants inside the outer program, they left
+  # the loss's own jit a cache entry that a later call under jax.enable_x64 matched with float32 buffers.
+  numpy_kwargs = {k: v for k, v in case.kwargs.items() if isinstance(v, np.ndarray)}
+  return _jitted_grad(case, static)(tuple(args), {**array_kwargs, **numpy_kwargs}, arrays)
 
-  def f(*diff_args):
-    full = list(args)
-    for i, a in zip(case.diff, diff_args, strict=True):
-      full[i] = a
-    return _call(case, full, array_kwargs, **kw)
 
-  return jax.grad(f, argnums=tuple(range(len(case.diff))))(*(args[i] for i in case.diff))
+# A case's gradient programs, kept for the tests of the case that call them on the same shapes (compiled once).
+_GRADS: dict[tuple[str, tuple[tuple[str, object], ...]], object] = {}
+
+
+def _jitted_grad(case, static):
+  key = (case.name, static)
+  if key not in _GRADS:
+
+    def grad(args, array_kwargs, arrays):
+      def f(*diff_args):
+        full = list(args)
+        for i, a in zip(case.diff, diff_args, strict=True):
+          full[i] = a
+        options = {**case.kwargs, **array_kwargs, **dict(static), **arrays}
+        return case.fn(*full, **options)
+
+      return jax.grad(f, argnums=tuple(range(len(case.diff))))(*(args[i] for i in case.diff))
+
+    _GRADS[key] = jax.jit(grad)
+  return _GRADS[key]
 
 
 def _assert_close(actual, desired, rtol=2e-5, atol=1e-6):
@@ -240,15 +260,19 @@ def test_hessian_is_finite(case):
   rng = _rng(case, 4)
   points = [args, *(_to_jax(raw) for raw in case.extremes(rng, (2, 2)))]
   i = case.diff[0]
-  for point in points:
+  hessian = jax.hessian if case.forward_mode else lambda f: jax.jacrev(jax.jacrev(f))
 
-    def f(x, point=point):
+  @jax.jit  # one program for every point (they share shapes)
+  def hessian_at(point, kw):
+    def f(x):
       full = list(point)
       full[i] = x
       return _call(case, full, kw)
 
-    hessian = jax.hessian if case.forward_mode else lambda f: jax.jacrev(jax.jacrev(f))
-    chex.assert_tree_all_finite(hessian(f)(point[i]))
+    return hessian(f)(point[i])
+
+  for point in points:
+    chex.assert_tree_all_finite(hessian_at(tuple(point), kw))
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
