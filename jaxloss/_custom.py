@@ -576,10 +576,17 @@ def logsumexp(x: jax.Array, where: jax.Array, axis: int = -1) -> jax.Array:
   return jnp.squeeze(out, axis=axis)
 
 
+def _mean(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+  """``jnp.mean`` over ``axes``, 0 (not NaN) where they hold no element (an empty example, as an all-masked one)."""
+  if math.prod(x.shape[a] for a in axes) == 0:
+    return jnp.sum(x, axis=axes)
+  return jnp.mean(x, axis=axes)
+
+
 def _mean_of_squares(e: jax.Array, w: jax.Array | None, axes: tuple[int, ...]) -> jax.Array:
   """``sum(w e**2) / sum(w)`` over ``axes`` (``w`` None: the plain mean); 0 where the weights sum to 0."""
   if w is None:
-    return jnp.mean(e * e, axis=axes)
+    return _mean(e * e, axes)
   total = jnp.sum(w, axis=axes)
   positive = total > 0
   return jnp.where(positive, jnp.sum(w * e * e, axis=axes) / jnp.where(positive, total, 1), 0)
@@ -606,7 +613,7 @@ def root_mean_square(p: jax.Array, t: jax.Array, w: jax.Array | None, axes: tupl
 
   def scaled(p, t, w):
     e = p - t
-    largest = jnp.max(jnp.abs(e), axis=axes)
+    largest = jnp.max(jnp.abs(e), axis=axes, initial=0)  # an empty example: 0 (both branches are traced)
     scale = jnp.where(largest > 0, largest, 1)
     return scale * jnp.sqrt(_mean_of_squares(e / jnp.expand_dims(scale, axes), w, axes))
 
@@ -621,7 +628,7 @@ def _root_mean_square_jvp(axes, primals, tangents):
   safe_y = jnp.expand_dims(jnp.where(positive, y, 1), axes)
   ratio = jnp.where(jnp.expand_dims(positive, axes), divide(p - t, safe_y), 0)  # e / rms, bounded by sqrt(n)
   if w is None:
-    return y, jnp.mean(ratio * (dp - dt), axis=axes)
+    return y, _mean(ratio * (dp - dt), axes)
   total = jnp.sum(w, axis=axes)
   safe_total = jnp.where(total > 0, total, 1)
   dy = jnp.sum(w * ratio * (dp - dt), axis=axes) + 0.5 * jnp.sum(dw * (ratio * ratio - 1), axis=axes) * y

@@ -145,7 +145,7 @@ def rmse(
   Subgradient: RMSE is a (scaled, weighted) Euclidean norm of the error, so at
   zero error its gradient is exactly 0, the minimum-norm element of the unit
   ball; ``jnp.sqrt(jnp.mean(e**2))`` gives NaN there. An example with no
-  unmasked element has RMSE 0 and does not count in the mean.
+  unmasked element (or no element at all) has RMSE 0 and does not count in the mean.
 
   Example:
     >>> import jax.numpy as jnp

@@ -157,6 +157,18 @@ def test_rmse_matches_numpy_reference(axis):
   np.testing.assert_allclose(mean, np.mean(expected), rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape, axis", [((0, 2), None), ((0, 2), -1), ((3, 0), -1)])
+def test_rmse_of_empty_examples_is_zero(shape, axis):
+  """An empty example has RMSE 0 as an all-masked one (not NaN, not a trace-time error from the scaled branch)."""
+  p = jnp.ones(shape)
+  value, grad = jax.value_and_grad(lambda p: jl.rmse(p, jnp.zeros(shape), axis=axis))(p)
+  assert float(value) == 0.0 and grad.shape == shape
+  per_example = jl.rmse(p, jnp.zeros(shape), axis=axis, reduction="none")
+  np.testing.assert_array_equal(per_example, np.zeros(per_example.shape))
+  tangent = jax.jvp(lambda p: jl.rmse(p, jnp.zeros(shape), axis=axis, reduction="none"), (p,), (p,))[1]
+  np.testing.assert_array_equal(tangent, np.zeros(per_example.shape))
+
+
 def test_rmse_mean_skips_fully_masked_examples():
   p = jnp.array([[3.0, 4.0], [1.0, 1.0], [0.0, 2.0]])
   where = jnp.array([[True, True], [False, False], [True, True]])
