@@ -65,7 +65,7 @@ def test_random_inputs_keep_the_promises(family, data):
   def call(*a, **options):
     return case.fn(*a, **case.kwargs, **kw, **options)
 
-  loss_shape = call(*args, reduction="none").shape
+  loss_shape = jax.eval_shape(lambda *a: call(*a, reduction="none"), *args).shape  # traced, not compiled
   where_shape = _where_shape(case, args, loss_shape)
   mask_kind = data.draw(st.sampled_from(["none", "random", "all-false"]), label="where")
   mask = None
@@ -85,23 +85,28 @@ def test_random_inputs_keep_the_promises(family, data):
   if weights is not None:
     options["weights"] = jnp.asarray(weights, jnp.float32)
 
-  total = call(*args, reduction="sum", **options)
-  mean = call(*args, reduction="mean", **options)
+  # One compiled program per example for the jitted side (values and gradient); arrays enter it as arguments.
+  @jax.jit
+  def jitted(args, kw, options):
+    def loss(*a, **more):
+      return case.fn(*a, **case.kwargs, **kw, **options, **more)
+
+    def objective(*diff_args):
+      full = list(args)
+      for i, a in zip(case.diff, diff_args, strict=True):
+        full[i] = a
+      return loss(*full)
+
+    grads = jax.grad(objective, argnums=tuple(range(len(case.diff))))(*(args[i] for i in case.diff))
+    return loss(*args, reduction="sum"), loss(*args, reduction="mean"), jnp.sum(loss(*args, reduction="none")), grads
+
+  total, mean, unreduced_sum, grads = jitted(args, kw, options)
   assert np.isfinite(float(total)) and np.isfinite(float(mean)), (case.name, float(total), float(mean))
-  np.testing.assert_allclose(
-    float(jnp.sum(call(*args, reduction="none", **options))), float(total), rtol=2e-5, atol=1e-5
-  )
+  np.testing.assert_allclose(float(unreduced_sum), float(total), rtol=2e-5, atol=1e-5)
   with jax.disable_jit():
     eager = call(*args, reduction="sum", **options)
   np.testing.assert_allclose(float(eager), float(total), rtol=2e-5, atol=1e-5)
 
-  def objective(*diff_args):
-    full = list(args)
-    for i, a in zip(case.diff, diff_args, strict=True):
-      full[i] = a
-    return call(*full, **options)
-
-  grads = jax.grad(objective, argnums=tuple(range(len(case.diff))))(*(args[i] for i in case.diff))
   for i, g in zip(case.diff, grads, strict=True):
     g = np.asarray(g.astype(jnp.float32))
     if dtype != jnp.float16:  # float16 gradients overflow to inf by design (see the README)
