@@ -177,11 +177,21 @@ def all_cases() -> list[Case]:
 
 
 def variants(cases: Sequence[Case], *, quick: bool) -> list[Variant]:
-  """Every (case, size, dtype, mode) of a full or ``--quick`` run, in run order."""
+  """Every (case, size, dtype, mode) of a full or ``--quick`` run, in run order.
+
+  ``--quick`` runs each case's quick sizes and dtypes in ``value_and_grad``
+  (what training runs), and ``forward`` for the first case of each family only:
+  the main job stays within its time on 2 cores, where compiling three
+  implementations is most of a variant's cost.
+  """
   out = []
+  families: set[str] = set()
   for case in cases:
     sizes, dtypes = (case.quick_sizes, case.quick_dtypes) if quick else (case.sizes, case.dtypes)
+    modes = ("value_and_grad",) if quick and case.family in families else MODES
+    if sizes and dtypes:
+      families.add(case.family)
     for size in sizes:
       for dtype in dtypes:
-        out.extend(Variant(case, size, dtype, mode) for mode in MODES)
+        out.extend(Variant(case, size, dtype, mode) for mode in modes)
   return out

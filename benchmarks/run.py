@@ -348,7 +348,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
   )
   size = parser.add_mutually_exclusive_group()
   size.add_argument(
-    "--quick", action="store_true", help="a representative subset of every family (about a minute on 2 cores)"
+    "--quick",
+    action="store_true",
+    help="a representative subset of every family: value_and_grad, forward for each family's first case",
   )
   size.add_argument("--smoke", action="store_true", help="each case at its tiny smoke_size, 2 rounds (a check)")
   parser.add_argument("--filter", metavar="REGEX", help="only variants whose id (family/case/dtype/mode/size) matches")

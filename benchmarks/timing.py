@@ -51,7 +51,7 @@ class Budget:
   settle_pause_s: float = 0.01
 
 
-QUICK = Budget(min_rounds=5, max_rounds=15, round_budget_s=0.6, min_sample_s=0.002)
+QUICK = Budget(min_rounds=3, max_rounds=9, round_budget_s=0.3, min_sample_s=0.002)
 FULL = Budget()
 SMOKE = Budget(min_rounds=2, max_rounds=2, round_budget_s=0.0, min_sample_s=0.0)
 
