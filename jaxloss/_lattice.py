@@ -38,12 +38,19 @@ def log_sum_exp(*terms: jax.Array) -> jax.Array:
 
 def prepend(x: jax.Array, fill: ArrayLike) -> jax.Array:
   """``x`` with ``fill`` prepended along the last axis (entry n + 1 is ``x[..., n]``)."""
-  return jnp.concatenate([jnp.full_like(x[..., :1], fill), x], axis=-1)  # full_like: sharded as x
+  return _pad_last(x, fill, (1, 0))
 
 
 def append(x: jax.Array, fill: ArrayLike) -> jax.Array:
   """``x`` with ``fill`` appended along the last axis."""
-  return jnp.concatenate([x, jnp.full_like(x[..., :1], fill)], axis=-1)
+  return _pad_last(x, fill, (0, 1))
+
+
+def _pad_last(x: jax.Array, fill: ArrayLike, where: tuple[int, int]) -> jax.Array:
+  """``x`` padded with ``fill`` along the last axis (also an empty one), sharded as ``x`` (not a constant's
+  replicated type under ``jax.set_mesh``)."""
+  padding = [(0, 0, 0)] * (x.ndim - 1) + [(*where, 0)]
+  return jax.lax.pad(x, jnp.asarray(fill, x.dtype), padding)
 
 
 def alphas(lp_blank, lp_labels, skip, logit_lengths, keep: bool):
