@@ -419,6 +419,14 @@ def _batch_sharded(x) -> bool:
   return any(axis is not None for axis in spec)
 
 
+def _token_stream(config, tokens: _PerToken, weight, bias, class_w, traced):
+  """:func:`_weighted_sum` over ``tokens`` (``[N, ...]``, laid out here in blocks of at most ``config.chunk``)."""
+  tokens, weight, bias, class_w, traced = _same_varying_axes(tokens, weight, bias, class_w, traced)
+  blocks = -(-tokens.hidden.shape[0] // config.chunk)
+  laid_out = _PerToken(*(_token_blocks(x, blocks) for x in tokens))
+  return _weighted_sum(config, laid_out, weight, bias, class_w, traced)
+
+
 def _token_axes(hidden, replicated) -> tuple[str, ...] | None:
   """The mesh axes sharding the tokens of ``hidden [tokens, D]`` in its type, where the token path can run
   on each device's tokens (:func:`_token_sharded_sum`): the features unsharded, the tokens evenly divided
@@ -453,11 +461,8 @@ def _token_sharded_sum(config, tokens: _PerToken, weight, bias, class_w, traced)
   tokens = jax.tree.map(lambda x: jax.sharding.reshard(x, jax.sharding.NamedSharding(mesh, by_tokens)), tokens)
   weight, bias, class_w, traced = _on_mesh_of(tokens.hidden, (weight, bias, class_w, traced))
 
-  def local(tokens, weight, bias, class_w, traced):
-    tokens, weight, bias, class_w, traced = _same_varying_axes(tokens, weight, bias, class_w, traced)
-    blocks = -(-tokens.hidden.shape[0] // config.chunk)  # this device's tokens, in blocks of at most chunk
-    laid_out = _PerToken(*(_token_blocks(x, blocks) for x in tokens))
-    return lax.psum(_weighted_sum(config, laid_out, weight, bias, class_w, traced), axes)
+  def local(tokens, weight, bias, class_w, traced):  # this device's tokens
+    return lax.psum(_token_stream(config, tokens, weight, bias, class_w, traced), axes)
 
   specs = (by_tokens, P(), P(), P(), P())
   return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(), axis_names=set(axes))(
@@ -785,10 +790,7 @@ def linear_cross_entropy(
     per_token = _PerToken(flat_h, flat_y, flat_p, mass, coefficients, outside)
     if _batch_sharded(flat_h):
       return _token_sharded_sum(config, per_token, w, b, class_w, traced)
-    per_token, w, b, class_w, traced = _same_varying_axes(per_token, w, b, class_w, traced)
-    blocks = -(-tokens // chunk)
-    laid_out = _PerToken(*(_token_blocks(x, blocks) for x in per_token))
-    return _weighted_sum(config, laid_out, w, b, class_w, traced)
+    return _token_stream(config, per_token, w, b, class_w, traced)
 
   if axis_name is not None and flat_y is not None:
     # This device's classes are [offset, offset + local_vocab): other labels select no column.
