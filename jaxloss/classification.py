@@ -128,21 +128,23 @@ def _softmax_cross_entropy_jvp(primals, tangents):
 
 def _clamped_log(x: jax.Array) -> jax.Array:
   """``max(log(x), -100)`` as torch's binary_cross_entropy, finite derivative at ``x = 0``."""
-  log = _custom.safe_log(x)
-  return jnp.where(log > _BCE_LOG_FLOOR, log, _BCE_LOG_FLOOR)
+  # maximum, not a where: XLA:CPU fuses it into the reduction (a select is hoisted out and materialised).
+  return jnp.maximum(_custom.safe_log(x), _BCE_LOG_FLOOR)
 
 
 @jax.custom_jvp
 def _binary_cross_entropy(p: jax.Array, t: jax.Array) -> jax.Array:
-  return -(t * _clamped_log(p) + (1 - t) * _clamped_log(1 - p))
+  # The value alone is plain log / log1p against the floor: log(0) = -inf clamps to -100, and the
+  # elementwise-reduce fusion absorbs it whole (the guarded logs, whose derivatives stay finite at 0 for
+  # Hessians, are only in the tangent rule below). log1p(-p) keeps log(1 - p) accurate for tiny p.
+  return -(t * jnp.maximum(jnp.log(p), _BCE_LOG_FLOOR) + (1 - t) * jnp.maximum(jnp.log1p(-p), _BCE_LOG_FLOOR))
 
 
 @_binary_cross_entropy.defjvp
 def _binary_cross_entropy_jvp(primals, tangents):
   (p, t), (dp, dt) = primals, tangents
   # torch's backward: the clamp is straight-through and p (1 - p) is floored at 1e-12.
-  spread = p * (1 - p)
-  spread = jnp.where(spread > _BCE_EPSILON, spread, _BCE_EPSILON)
+  spread = jnp.maximum(p * (1 - p), _BCE_EPSILON)
   slope_t = _clamped_log(1 - p) - _clamped_log(p)
   return _binary_cross_entropy(p, t), (p - t) / spread * dp + slope_t * dt
 
