@@ -37,9 +37,52 @@ def _log_softmax(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.where(absent, 0, jax.nn.log_softmax(x, axis=-1)), absent
 
 
-def _entropy(log_p: jax.Array, absent: jax.Array) -> jax.Array:
-  """``-sum p log p`` over the last axis, ``0 log 0 = 0`` with a zero gradient."""
-  return -jnp.sum(jnp.where(absent, 0, jnp.exp(log_p) * log_p), axis=-1)
+def _log_probs(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``log softmax(x)`` over the last axis with ``-inf`` floored to the dtype's lowest finite number, and the shift.
+
+  A class of probability 0 (a ``-inf`` logit) gets a finite log-probability whose
+  ``exp`` is still 0, so ``p log p`` is 0 there (not NaN) with a zero gradient.
+  ``maximum`` rather than a ``where``: XLA:CPU fuses it into the reductions,
+  where a select is hoisted out and materialised (the entropy's forward at
+  4096x32768 float32 wrote 512 MB of temporaries and took 2.2x the jnp
+  expression). The shift ``max(x)`` is constant to autodiff: the values do not
+  depend on it.
+  """
+  shift = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
+  d = jnp.maximum(x - shift, jnp.finfo(x.dtype).min)
+  log_z = jnp.log(jnp.sum(jnp.exp(d), axis=-1, keepdims=True))
+  # The barrier ends the normaliser's fusion here: fused with the pass that uses it, XLA:CPU's single
+  # elementwise-reduce fusion ran 1.3x slower than the jnp expression (confidence_penalty forward at 4096x32768;
+  # 0.7x with the barrier).
+  shift, log_z = jax.lax.optimization_barrier((shift, log_z))
+  return jnp.maximum(x - shift, jnp.finfo(x.dtype).min) - log_z, shift + log_z
+
+
+def _entropy(log_p: jax.Array) -> jax.Array:
+  """``-sum p log p`` over the last axis of floored log-probabilities (:func:`_log_probs`): ``0 log 0 = 0``."""
+  return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+@jax.custom_jvp
+def _entropy_and_log_z(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The entropy ``H`` of ``softmax(x)`` and ``logsumexp(x)`` over the last axis, each ``[...]``.
+
+  Differentiated by the closed forms ``dH = -sum_c p_c (log p_c + H) dx_c`` and
+  ``d logsumexp = sum_c p_c dx_c`` (one pass over the class axis each, where
+  autodiff of the floored log-softmax adds the floor's select and a second
+  softmax: 1.33x the jnp expression's ``value_and_grad`` at 4096x32768).
+  """
+  log_p, log_z = _log_probs(x)
+  return _entropy(log_p), log_z[..., 0]
+
+
+@_entropy_and_log_z.defjvp
+def _entropy_and_log_z_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  log_p, log_z = _log_probs(x)
+  h = _entropy(log_p)
+  p = jnp.exp(log_p)
+  return (h, log_z[..., 0]), (-jnp.sum(p * (log_p + h[..., None]) * dx, axis=-1), jnp.sum(p * dx, axis=-1))
 
 
 def _sets(logits, labels, where) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -157,7 +200,7 @@ def entropy(
   mask = _inputs.mask(where, x.shape[:-1])
   x = _inputs.zero_masked(mask, x.astype(_checks.compute_dtype(x)), axis=-1)
   _checks.debug_no_nan(logits=x)
-  return _reduce.reduce(_entropy(*_log_softmax(x)), reduction=reduction, weights=weights, where=mask)
+  return _reduce.reduce(_entropy_and_log_z(x)[0], reduction=reduction, weights=weights, where=mask)
 
 
 @loss
@@ -203,9 +246,10 @@ def confidence_penalty(
   """
   x, target = _classes(logits, labels, where)
   beta = _inputs.number("beta", beta, x.dtype, lambda b: b >= 0, "a non-negative number")
-  log_p, absent = _log_softmax(x)
-  nll = -jnp.take_along_axis(log_p, target.index[..., None], axis=-1)[..., 0]
-  per_example = jnp.where(target.in_range, nll - beta * _entropy(log_p, absent), jnp.nan)
+  h, log_z = _entropy_and_log_z(x)
+  # -log p_y = logsumexp(x) - x_y from the logit itself: +inf (not a floored finite number) for a -inf target.
+  nll = log_z - jnp.take_along_axis(x, target.index[..., None], axis=-1)[..., 0]
+  per_example = jnp.where(target.in_range, nll - beta * h, jnp.nan)
   return _reduce.reduce(per_example, reduction=reduction, weights=weights, where=target.mask)
 
 

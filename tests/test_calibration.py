@@ -71,6 +71,9 @@ def test_entropy_is_finite_at_minus_inf_logits():
   _close(jl.entropy(x, reduction="none"), _entropy(np.array([[0.0, 1.0, -np.inf], [-np.inf, -np.inf, 2.0]])), 1e-6)
   g = jax.grad(jl.confidence_penalty)(x, jnp.array([0, 2]))
   assert np.all(np.isfinite(g)) and np.all(np.asarray(g)[:, :][np.isinf(np.asarray(x))] == 0)
+  # a target of probability 0 costs -log 0 = +inf, as cross_entropy (not the 0 of a zeroed log-probability)
+  assert float(jl.confidence_penalty(x, jnp.array([2, 0]), reduction="none")[1]) == np.inf
+  assert float(jl.cross_entropy(x, jnp.array([2, 0]), reduction="none")[1]) == np.inf
 
 
 def _confidence_accuracy(x, y):
