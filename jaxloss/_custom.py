@@ -171,6 +171,24 @@ def _divide_jvp(primals, tangents):
 
 
 @jax.custom_jvp
+def straight_through_floor(x: jax.Array, floor: jax.Array) -> jax.Array:
+  """``max(x, floor)`` whose derivative in ``x`` is 1 everywhere (straight through, as torch's
+  ``gaussian_nll_loss`` clamp) and in ``floor`` is 1 where ``x < floor``.
+
+  The value is a select-free ``maximum``, so XLA:CPU's elementwise-reduce fusion
+  absorbs it (``x + where(x < floor, floor - stop_gradient(x), 0)`` is hoisted
+  out of that fusion and materialised).
+  """
+  return jnp.maximum(x, floor)
+
+
+@straight_through_floor.defjvp
+def _straight_through_floor_jvp(primals, tangents):
+  (x, floor), (dx, dfloor) = primals, tangents
+  return straight_through_floor(x, floor), dx + jnp.where(x < floor, dfloor, jnp.zeros_like(dfloor))
+
+
+@jax.custom_jvp
 def abs_ratio(x: jax.Array, scale: jax.Array) -> jax.Array:
   """``|x| / scale`` (a positive ``scale``) with derivative ``sign(x) / scale`` in ``x``: exactly 0 at ``x == 0``.
 

@@ -601,8 +601,7 @@ def gaussian_nll(
   _checks.debug_values("variance", v, lambda: v >= 0, ">= 0")
   # The floor max(v, eps), straight-through in v as torch's (a variance below eps still gets the
   # gradient it would have at eps), and with its derivative with respect to eps where it applies.
-  floored = v < eps
-  v = v + jnp.where(floored, eps - jax.lax.stop_gradient(v), 0)
+  v = _custom.straight_through_floor(v, eps)
   error = p - t
   # e * (e / v), not e**2 / v: the square of a large error overflows where the loss fits (e = 2e30,
   # v = 1e30 in float32), and the quotient rule of _custom.divide never squares v in the gradient.
