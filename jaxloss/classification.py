@@ -1006,6 +1006,31 @@ def multilabel_margin(
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
+@jax.custom_jvp
+def _hinge_embedding(x: jax.Array, y: jax.Array, margin: jax.Array) -> jax.Array:
+  """``[y != 1] max(0, margin - x) + [y != -1] x``, the indicators select-free for the forward pass.
+
+  ``ceil(min(|y -+ 1|, 1))`` is exactly ``[y != +-1]`` for finite ``y``: XLA:CPU fuses it
+  into the reduction, where compare + select is hoisted out and materialised (forward at 1e7
+  float32: 0.7x the jnp expression instead of 1.5-2.4x). Under differentiation the rule below
+  computes the value with selects: the select-free value beside the gradient's selects made
+  XLA:CPU materialise broadcast constants for the reduction (value_and_grad 1.5x slower).
+  """
+  not_similar = jnp.ceil(jnp.minimum(jnp.abs(y - 1), 1))
+  not_dissimilar = jnp.ceil(jnp.minimum(jnp.abs(y + 1), 1))
+  return not_similar * jax.nn.relu(margin - x) + not_dissimilar * x
+
+
+@_hinge_embedding.defjvp
+def _hinge_embedding_jvp(primals, tangents):
+  (x, y, margin), (dx, _, dmargin) = primals, tangents
+  zero = jnp.zeros((), x.dtype)
+  not_similar, not_dissimilar = y != 1, y != -1
+  short = not_similar & (x < margin)  # 0 at the kink x = margin: the minimum-norm subgradient
+  value = jnp.where(not_similar, jax.nn.relu(margin - x), zero) + jnp.where(not_dissimilar, x, zero)
+  return value, jnp.where(not_dissimilar, dx, zero) + jnp.where(short, dmargin - dx, zero)
+
+
 @loss
 def hinge_embedding(
   inputs: ArrayLike,
@@ -1052,8 +1077,7 @@ def hinge_embedding(
   x, y, mask = _inputs.prepare(("inputs", inputs, "floating"), ("labels", labels, "real"), where=where)
   _inputs.signs(y, mask)
   margin = _margin(margin, x.dtype)
-  zero = jnp.zeros((), x.dtype)
-  loss = jnp.where(y != 1, jax.nn.relu(margin - x), zero) + jnp.where(y != -1, x, zero)
+  loss = _hinge_embedding(x, y, margin)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
 
