@@ -8,7 +8,9 @@ promoted; float64 stays float64 when x64 is enabled).
 
 Distances use :func:`jaxloss._custom.norm`, whose gradient is exactly 0 where
 two embeddings coincide (the minimum-norm subgradient), not NaN (``optax``) or a
-push along the all-ones direction (``torch``'s ``eps``).
+push along the all-ones direction (``torch``'s ``eps``); :func:`contrastive`
+takes its distance as :func:`jaxloss._custom.sqrt` of the sum of squares its
+similar term already needs, with the same derivative 0 at a coincident pair.
 """
 
 from __future__ import annotations
