@@ -476,20 +476,27 @@ def distance(x: jax.Array, y: jax.Array, shift) -> jax.Array:
   return distances(((x, y),), shift)[0]
 
 
-def distances(pairs: tuple[tuple[jax.Array, jax.Array], ...], shift) -> tuple[jax.Array, ...]:
+def distances(pairs: tuple[tuple[jax.Array, jax.Array], ...], shift, stored=None) -> tuple[jax.Array, ...]:
   """:func:`distance` of every ``(x, y)`` in ``pairs`` with one ``lax.cond`` for all of them.
 
   A loss with several distances (a triplet's two or three) compiles one
   branch pair instead of one per distance; a row out of range in any pair
   sends all of them through the scaled path (the same values and derivatives).
+  ``stored`` (None, or a dtype every array's values are exact in: the dtype
+  the inputs arrived in before the input layer promoted them from half
+  precision) is the dtype the ``lax.cond`` receives them in: XLA folds the
+  round trip and hands the branch the caller's buffers, where the promoted
+  copies would be materialised as the conditional's operands (bfloat16
+  triplet_margin forward at 16384x128: 40 MB of temp and 5x jnp's time).
   """
   pairs = tuple((x, y) for x, y in pairs)
+  stored = None if stored is None or jnp.dtype(stored) == pairs[0][0].dtype else jnp.dtype(stored)
   if isinstance(shift, (int, float)):
-    return _distance(pairs, shift)
-  return _distance_traced(pairs, shift)
+    return _distance(pairs, shift, stored)
+  return _distance_traced(pairs, shift, stored)
 
 
-def _distance_parts(pairs, shift, factors: bool = False):
+def _distance_parts(pairs, shift, stored, factors: bool = False):
   """The values of :func:`distances`; with ``factors``, per pair also ``k, w``, the rows where ``x == y``, and ``z``.
 
   ``z k w = z / ||z||`` (0 for ``z == 0``): the derivative is ``sum(z k dz) w``.
@@ -501,9 +508,17 @@ def _distance_parts(pairs, shift, factors: bool = False):
   """
   # XLA:CPU's reduction fusion materialises a broadcast that two reductions share (two distances with one shift:
   # a [..., D] array of eps, written once and read twice); a shift tied to y is a broadcast of this call's own.
+  # A promoted half input shared by two pairs (a triplet's anchor) is likewise one float32 copy read twice: with
+  # ``stored``, each pair converts its own (the barrier keeps the two converts apart).
+  dtype = pairs[0][0].dtype
   squares = []
   for x, y in pairs:
-    z = x - y + jax.lax.optimization_barrier((jnp.asarray(shift, x.dtype), y))[0]
+    if stored is None:
+      moved, _ = jax.lax.optimization_barrier((jnp.asarray(shift, dtype), y))
+    else:
+      moved, x, y = jax.lax.optimization_barrier((jnp.asarray(shift, dtype), x.astype(stored), y.astype(stored)))
+      x, y = x.astype(dtype), y.astype(dtype)
+    z = x - y + moved
     squares.append(jnp.sum(z * z, axis=-1))
   finfo = jnp.finfo(pairs[0][0].dtype)
   least: float | jax.Array = float(finfo.tiny) / float(finfo.eps)
@@ -545,7 +560,14 @@ def _distance_parts(pairs, shift, factors: bool = False):
       out.append((value, k, w, same))
     return tuple(out)
 
-  out = jax.lax.cond(common, unscaled, checked, pairs, shift, tuple(squares))
+  def widened(branch):
+    def run(stored_pairs, shift, squares):
+      return branch(tuple((x.astype(dtype), y.astype(dtype)) for x, y in stored_pairs), shift, squares)
+
+    return run
+
+  operands = pairs if stored is None else tuple((x.astype(stored), y.astype(stored)) for x, y in pairs)
+  out = jax.lax.cond(common, widened(unscaled), widened(checked), operands, shift, tuple(squares))
   if not factors:
     return out
   # z for the derivative, bitwise equal to the forward's (x - y == -(y - x) exactly) but a different expression:
@@ -553,34 +575,36 @@ def _distance_parts(pairs, shift, factors: bool = False):
   return tuple((*parts, shift - (y - x)) for parts, (x, y) in zip(out, pairs, strict=True))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _distance(pairs, shift: float) -> tuple[jax.Array, ...]:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _distance(pairs, shift: float, stored) -> tuple[jax.Array, ...]:
   """:func:`distances` for a constant ``shift``."""
-  return _distance_parts(pairs, shift)
+  return _distance_parts(pairs, shift, stored)
 
 
 @_distance.defjvp
-def _distance_jvp(shift, primals, tangents):
+def _distance_jvp(shift, stored, primals, tangents):
   ((pairs,), (dpairs,)) = primals, tangents
   values, slopes = [], []
-  for (value, k, w, same, z), (tx, ty) in zip(_distance_parts(pairs, shift, factors=True), dpairs, strict=True):
+  parts = _distance_parts(pairs, shift, stored, factors=True)
+  for (value, k, w, same, z), (tx, ty) in zip(parts, dpairs, strict=True):
     k = jnp.where(same, jnp.zeros_like(k), k)
     values.append(value)
     slopes.append(jnp.sum(z * k[..., None] * (tx - ty), axis=-1) * w)
   return tuple(values), tuple(slopes)
 
 
-@jax.custom_jvp
-def _distance_traced(pairs, shift: jax.Array) -> tuple[jax.Array, ...]:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _distance_traced(pairs, shift: jax.Array, stored) -> tuple[jax.Array, ...]:
   """:func:`distances` for a traced ``shift`` (as a non-differentiable argument it would get gradient 0)."""
-  return _distance_parts(pairs, shift)
+  return _distance_parts(pairs, shift, stored)
 
 
 @_distance_traced.defjvp
-def _distance_traced_jvp(primals, tangents):
+def _distance_traced_jvp(stored, primals, tangents):
   (pairs, shift), (dpairs, t_shift) = primals, tangents
   values, slopes = [], []
-  for (value, k, w, same, z), (tx, ty) in zip(_distance_parts(pairs, shift, factors=True), dpairs, strict=True):
+  parts = _distance_parts(pairs, shift, stored, factors=True)
+  for (value, k, w, same, z), (tx, ty) in zip(parts, dpairs, strict=True):
     # The shift's derivative is the norm's at z on every row, x == y included (the value there is ||shift * 1||).
     dz = jnp.where(same[..., None], jnp.zeros_like(tx), tx - ty) + t_shift
     values.append(value)

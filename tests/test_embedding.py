@@ -332,6 +332,27 @@ def test_triplet_margin_anchor_equal_positive_is_finite_and_symmetric(p):
   assert np.all(tp.grad.numpy() <= 0) and np.any(tp.grad.numpy() < 0)
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_triplet_margin_half_inputs_compute_as_their_float32_values(dtype):
+  # Half inputs reach the range check's lax.cond in their own dtype (no float32 copies): both branches (the
+  # second through the anchor == positive row) give the value and gradients of the same values in float32.
+  rng = _rng(13)
+  a, p_, n = (jnp.asarray(rng.normal(size=(4, 8)), dtype) for _ in range(3))
+  loss = jax.jit(jax.value_and_grad(lambda *x: jl.triplet_margin(*x, margin=3.0, swap=True), argnums=(0, 1, 2)))
+  for positive in (p_, a.at[1:].set(p_[1:])):
+    half_value, half_grads = loss(a, positive, n)
+    value, grads = loss(*(x.astype(jnp.float32) for x in (a, positive, n)))
+    np.testing.assert_array_equal(half_value, value)
+    for half, full in zip(half_grads, grads, strict=True):
+      assert half.dtype == dtype
+      np.testing.assert_array_equal(half, full.astype(dtype))
+  # Mixed precisions compute in float32 without rounding the float32 input to the half one.
+  mixed = jl.triplet_margin(a, p_.astype(jnp.float32) + 1e-3, n, margin=3.0)
+  np.testing.assert_array_equal(
+    mixed, jl.triplet_margin(a.astype(jnp.float32), p_.astype(jnp.float32) + 1e-3, n.astype(jnp.float32), margin=3.0)
+  )
+
+
 def test_triplet_margin_swap_tie_takes_the_average():
   # anchor == positive: d(a, n) == d(p, n), a tie the swap resolves by averaging (the minimum-norm choice).
   rng = _rng(12)
