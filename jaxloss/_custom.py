@@ -482,15 +482,13 @@ def distances(pairs: tuple[tuple[jax.Array, jax.Array], ...], shift, stored=None
   A loss with several distances (a triplet's two or three) compiles one
   branch pair instead of one per distance; a row out of range in any pair
   sends all of them through the scaled path (the same values and derivatives).
-  ``stored`` (None, or a dtype every array's values are exact in: the dtype
-  the inputs arrived in before the input layer promoted them from half
-  precision) is the dtype the ``lax.cond`` receives them in: XLA folds the
+  ``stored`` (None, or :func:`jaxloss._inputs.arrival_dtype`: a half dtype
+  every array's values are exact in) is the dtype the ``lax.cond`` receives them in: XLA folds the
   round trip and hands the branch the caller's buffers, where the promoted
   copies would be materialised as the conditional's operands (bfloat16
   triplet_margin forward at 16384x128: 40 MB of temp and 5x jnp's time).
   """
   pairs = tuple((x, y) for x, y in pairs)
-  stored = None if stored is None or jnp.dtype(stored) == pairs[0][0].dtype else jnp.dtype(stored)
   if isinstance(shift, (int, float)):
     return _distance(pairs, shift, stored)
   return _distance_traced(pairs, shift, stored)

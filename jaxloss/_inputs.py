@@ -112,6 +112,23 @@ def prepare(
   return (*out, m)
 
 
+def arrival_dtype(*arrived_and_promoted):
+  """The dtype ``x``'s values arrived in, if narrower than the compute dtype ``promoted`` has; else None.
+
+  Called as ``arrival_dtype(*inputs, promoted)`` with the loss's raw inputs
+  (before :func:`prepare`) and one prepared array. Every input must have
+  arrived in one and the same half dtype (a Python list or a mixed set gives
+  None): then each prepared array holds values exact in it (masked entries
+  are 0), and a kernel may hand XLA the caller's buffers in that dtype (a
+  ``lax.cond`` operand, a max) instead of the promoted float32 copies, which
+  XLA:CPU materialises where several fusions read them.
+  """
+  *arrived, promoted = arrived_and_promoted
+  dtypes = {jnp.dtype(getattr(x, "dtype", promoted.dtype)) for x in arrived}
+  dtype = dtypes.pop() if len(dtypes) == 1 else promoted.dtype
+  return None if dtype == promoted.dtype or not jnp.issubdtype(dtype, jnp.floating) else dtype
+
+
 def per_example(arg: str, x, shape: Sequence[int], dtype, m: jax.Array | None, *, fill=0, of: str = "") -> jax.Array:
   """A real array with exactly the per-example ``shape`` (labels of pairs), in ``dtype``, masked with ``fill``."""
   x = _checks.real(arg, x)

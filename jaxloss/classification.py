@@ -20,6 +20,7 @@ Labels under a False ``where`` or equal to ``ignore_index`` are never read.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -97,31 +98,36 @@ def _neg_log_softmax_sum(x: jax.Array, lse: jax.Array, q: jax.Array) -> jax.Arra
   return jnp.sum(q * nlp, axis=-1)
 
 
-def _softmax_parts(x: jax.Array):
-  """``exp(x - shift)``, its sum over the last axis and ``lse(x)``, shifted as ``jax.nn.logsumexp`` (same edges)."""
-  shift = jnp.max(x, axis=-1)
+def _softmax_parts(x: jax.Array, stored=None):
+  """``exp(x - shift)``, its sum over the last axis and ``lse(x)``, shifted as ``jax.nn.logsumexp`` (same edges).
+
+  ``stored`` (None, or the half dtype ``x`` was promoted from, its values exact
+  there): the max is taken in it, which XLA reads from the caller's buffer
+  instead of the float32 copy (the max is exact in any precision).
+  """
+  shift = jnp.max(x if stored is None else x.astype(stored), axis=-1).astype(x.dtype)
   shift = jnp.where(jnp.isfinite(shift), shift, jnp.zeros((), x.dtype))
   exps = jnp.exp(x - shift[..., None])
   total = jnp.sum(exps, axis=-1)
   return exps, total, jnp.log(total) + shift
 
 
-@jax.custom_jvp
-def _softmax_cross_entropy(x: jax.Array, index: jax.Array) -> jax.Array:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _softmax_cross_entropy(x: jax.Array, index: jax.Array, stored=None) -> jax.Array:
   """``lse(x) - x[..., index]`` over the last axis (``index`` in range), one ``exp`` per element.
 
   The tangent ``sum_c (softmax(x)_c - [c = index]) dx_c`` reuses the forward's
   exponentials, so reverse mode forms the softmax from the ``exp(x - max)``
   that the log-sum-exp summed instead of recomputing it, and the one-hot is a
-  select fused into the gradient (no scatter).
+  select fused into the gradient (no scatter). ``stored``: as :func:`_softmax_parts`.
   """
-  return _softmax_parts(x)[2] - _pick(x, index)
+  return _softmax_parts(x, stored)[2] - _pick(x, index)
 
 
 @_softmax_cross_entropy.defjvp
-def _softmax_cross_entropy_jvp(primals, tangents):
+def _softmax_cross_entropy_jvp(stored, primals, tangents):
   (x, index), (dx, _) = primals, tangents
-  exps, total, lse = _softmax_parts(x)
+  exps, total, lse = _softmax_parts(x, stored)
   q = exps * (1 / total)[..., None] - _one_hot(index, x.shape[-1]).astype(x.dtype)
   return lse - _pick(x, index), jnp.sum(q * dx, axis=-1)
 
@@ -274,15 +280,16 @@ def _plus_z_loss(loss: jax.Array, lse: jax.Array | None, z_loss) -> jax.Array:
   return loss + z_loss * jnp.square(lse)
 
 
-def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0):
+def _cross_entropy_terms(x, labels, class_weights, label_smoothing, z_loss=0.0, stored=None):
   """torch's per-example cross-entropy with class indices plus the z-loss, and the class weight of each target.
 
   ``(1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c) + z_loss lse**2``.
+  ``stored``: the half dtype the logits ``x`` arrived in (:func:`_softmax_parts`), or None.
   """
   lse: jax.Array | None
   if _inputs.is_constant(label_smoothing, 0) and _inputs.is_constant(z_loss, 0):
     # The common case: the one-exp primitive, whose backward reuses the forward's exponentials.
-    loss = _softmax_cross_entropy(x, labels.index)
+    loss = _softmax_cross_entropy(x, labels.index, stored)
     lse = None
   else:
     lse = jax.nn.logsumexp(x, axis=-1)
@@ -496,7 +503,9 @@ def cross_entropy(
     lse = jax.nn.logsumexp(x, axis=-1)
     loss = _plus_z_loss(_neg_log_softmax_sum(x, lse, q), lse, z_loss)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
-  loss, target_weights = _cross_entropy_terms(x, classes, class_weights, label_smoothing, z_loss)
+  # Without softcap the logits are the promoted input (masked ones 0): half values, exact in their dtype.
+  stored = _inputs.arrival_dtype(logits, x) if softcap is None else None
+  loss, target_weights = _cross_entropy_terms(x, classes, class_weights, label_smoothing, z_loss, stored)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask, count_weights=target_weights)
 
 

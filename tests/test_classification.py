@@ -893,6 +893,13 @@ def test_cross_entropy_half_precision_matches_float32_on_the_same_values(dtype):
   np.testing.assert_allclose(out, exact, rtol=1e-5)
   per_example = jl.cross_entropy(logits, labels, reduction="none")
   np.testing.assert_allclose(per_example, jl.cross_entropy(logits.astype(jnp.float32), labels, reduction="none"))
+  # The shift is taken in the half dtype: the same values and gradients, with -inf logits and a masked example.
+  logits = logits.at[0, (labels[0] + 1) % 32000].set(-jnp.inf).at[1].set(-jnp.inf).at[1, labels[1]].set(1.0)
+  where = jnp.arange(64) != 2
+  value_and_grad = jax.jit(jax.value_and_grad(lambda x: jl.cross_entropy(x, labels, where=where)))
+  (value, grad), (full_value, full_grad) = value_and_grad(logits), value_and_grad(logits.astype(jnp.float32))
+  np.testing.assert_array_equal(value, full_value)
+  np.testing.assert_array_equal(grad, full_grad.astype(dtype))
 
 
 # Trace-time errors.
