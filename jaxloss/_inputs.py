@@ -126,7 +126,9 @@ def arrival_dtype(*arrived_and_promoted):
   *arrived, promoted = arrived_and_promoted
   dtypes = {jnp.dtype(getattr(x, "dtype", promoted.dtype)) for x in arrived}
   dtype = dtypes.pop() if len(dtypes) == 1 else promoted.dtype
-  return None if dtype == promoted.dtype or not jnp.issubdtype(dtype, jnp.floating) else dtype
+  # Only a narrower float: a float64 NumPy input under disabled x64 arrives wider than its float32 promotion.
+  narrower = jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < jnp.finfo(promoted.dtype).bits
+  return dtype if narrower else None
 
 
 def per_example(arg: str, x, shape: Sequence[int], dtype, m: jax.Array | None, *, fill=0, of: str = "") -> jax.Array:
