@@ -112,19 +112,18 @@ def prepare(
   return (*out, m)
 
 
-def arrival_dtype(*arrived_and_promoted):
-  """The dtype ``x``'s values arrived in, if narrower than the compute dtype ``promoted`` has; else None.
+def arrival_dtype(promoted: jax.Array, *inputs):
+  """The dtype the loss's raw ``inputs`` arrived in, if narrower than the compute dtype of ``promoted``; else None.
 
-  Called as ``arrival_dtype(*inputs, promoted)`` with the loss's raw inputs
-  (before :func:`prepare`) and one prepared array. Every input must have
+  ``inputs`` are the loss's arguments before :func:`prepare`, ``promoted``
+  one array it prepared from them. Every input must have
   arrived in one and the same half dtype (a Python list or a mixed set gives
   None): then each prepared array holds values exact in it (masked entries
   are 0), and a kernel may hand XLA the caller's buffers in that dtype (a
   ``lax.cond`` operand, a max) instead of the promoted float32 copies, which
   XLA:CPU materialises where several fusions read them.
   """
-  *arrived, promoted = arrived_and_promoted
-  dtypes = {jnp.dtype(getattr(x, "dtype", promoted.dtype)) for x in arrived}
+  dtypes = {jnp.dtype(getattr(x, "dtype", promoted.dtype)) for x in inputs}
   dtype = dtypes.pop() if len(dtypes) == 1 else promoted.dtype
   # Only a narrower float: a float64 NumPy input under disabled x64 arrives wider than its float32 promotion.
   narrower = jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < jnp.finfo(promoted.dtype).bits

@@ -504,7 +504,7 @@ def cross_entropy(
     loss = _plus_z_loss(_neg_log_softmax_sum(x, lse, q), lse, z_loss)
     return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
   # Without softcap the logits are the promoted input (masked ones 0): half values, exact in their dtype.
-  stored = _inputs.arrival_dtype(logits, x) if softcap is None else None
+  stored = _inputs.arrival_dtype(x, logits) if softcap is None else None
   loss, target_weights = _cross_entropy_terms(x, classes, class_weights, label_smoothing, z_loss, stored)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=classes.mask, count_weights=target_weights)
 
@@ -1027,18 +1027,21 @@ def _hinge_embedding(x: jax.Array, y: jax.Array, margin: jax.Array) -> jax.Array
   the reduction, one array per constant (value_and_grad at 1e7 float32: temp 76 -> 38 MB, the
   one left is the margin's broadcast; ~1.4x -> ~1.25x the jnp expression).
   """
-  not_similar = jnp.ceil(jnp.minimum(jnp.abs(y - 1), 1))
-  not_dissimilar = jnp.ceil(jnp.minimum(jnp.abs(y + 1), 1))
-  return not_similar * jax.nn.relu(margin - x) + not_dissimilar * x
+  return _hinge_embedding_value(x, y, margin, 1.0)
+
+
+def _hinge_embedding_value(x: jax.Array, y: jax.Array, margin: jax.Array, one) -> jax.Array:
+  """:func:`_hinge_embedding`'s value with its constants built from ``one`` (1, or a barrier'd 1 in the rule)."""
+  not_similar = jnp.ceil(jnp.minimum(jnp.abs(y - one), one))
+  not_dissimilar = jnp.ceil(jnp.minimum(jnp.abs(y + one), one))
+  return not_similar * jnp.maximum(margin - x, one - one) + not_dissimilar * x
 
 
 @_hinge_embedding.defjvp
 def _hinge_embedding_jvp(primals, tangents):
   (x, y, margin), (dx, _, dmargin) = primals, tangents
   one = jax.lax.optimization_barrier(jnp.ones((), x.dtype))  # the value's constants, apart from the tangent's
-  not_similar = jnp.ceil(jnp.minimum(jnp.abs(y - one), one))
-  not_dissimilar = jnp.ceil(jnp.minimum(jnp.abs(y + one), one))
-  value = not_similar * jnp.maximum(margin - x, one - one) + not_dissimilar * x
+  value = _hinge_embedding_value(x, y, margin, one)
   short = jnp.sign(jnp.abs(y - 1)) * jax.nn.relu(jnp.sign(margin - x))  # [y != 1][x < margin]: 0 at the kink
   return value, (jnp.sign(jnp.abs(y + 1)) - short) * dx + short * dmargin
 

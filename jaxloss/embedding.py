@@ -186,7 +186,7 @@ def triplet_margin(
 
   pairs = ((a, pos), (a, neg), (pos, neg)) if swap else ((a, pos), (a, neg))
   if distance_fn is None and p == 2:  # one range check (lax.cond) for every distance
-    d = _custom.distances(pairs, eps, _inputs.arrival_dtype(anchor, positive, negative, a))
+    d = _custom.distances(pairs, eps, _inputs.arrival_dtype(a, anchor, positive, negative))
   else:
     d = tuple(distance(x, y) for x, y in pairs)
   closest_negative = _smaller(d[1], d[2]) if swap else d[1]
