@@ -560,13 +560,15 @@ def _angular_margin(
   cosine = jnp.einsum("...d,cd->...c", _unit(x), _unit(w))
   target = _inputs.class_labels("embeddings", cosine, labels, mask)
   one_hot = jnp.broadcast_to(jnp.arange(cosine.shape[-1]), cosine.shape) == target.index[..., None]
-  c = jnp.sum(jnp.where(one_hot, cosine, 0), axis=-1)
   if _inputs.is_constant(m1, 1.0) and _inputs.is_constant(m2, 0.0):
-    margin = c - m3  # CosFace: smooth, no angle needed
+    # CosFace: smooth, no angle needed, and the target logit is read in the log-sum-exp's pass
+    logits = scale * (cosine - jnp.where(one_hot, m3, 0))
+    loss = jax.nn.logsumexp(logits, axis=-1) - jnp.sum(jnp.where(one_hot, logits, 0), axis=-1)
   else:
+    c = jnp.sum(jnp.where(one_hot, cosine, 0), axis=-1)
     margin = _margin_cosine(c, *(jnp.asarray(m, dtype) for m in (m1, m2, m3)))
-  logits = scale * jnp.where(one_hot, margin[..., None], cosine)
-  loss = jax.nn.logsumexp(logits, axis=-1) - scale * margin
+    logits = scale * jnp.where(one_hot, margin[..., None], cosine)
+    loss = jax.nn.logsumexp(logits, axis=-1) - scale * margin
   loss = jnp.where(target.in_range, loss, jnp.nan)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=target.mask)
 
