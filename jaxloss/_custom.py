@@ -189,6 +189,25 @@ def _straight_through_floor_jvp(primals, tangents):
 
 
 @jax.custom_jvp
+def floor(x: jax.Array, low: jax.Array) -> jax.Array:
+  """``max(x, low)`` whose derivative is 1 in ``x`` strictly above ``low`` and 1 in ``low`` at and below it.
+
+  At the tie ``x == low`` the floor takes over (derivative 0 in ``x``), as
+  ``low + relu(x - low)`` with ``relu'(0) = 0``, but the value is a single
+  ``maximum``, which XLA:CPU's elementwise-reduce fusion absorbs without the
+  add and subtract (mape's forward at 1e6 float32 was 1.2x the plain
+  ``jnp.maximum``, the quotient being compute-bound there).
+  """
+  return jnp.maximum(x, low)
+
+
+@floor.defjvp
+def _floor_jvp(primals, tangents):
+  (x, low), (dx, dlow) = primals, tangents
+  return floor(x, low), jnp.where(x > low, dx, dlow)
+
+
+@jax.custom_jvp
 def abs_ratio(x: jax.Array, scale: jax.Array) -> jax.Array:
   """``|x| / scale`` (a positive ``scale``) with derivative ``sign(x) / scale`` in ``x``: exactly 0 at ``x == 0``.
 

@@ -333,3 +333,11 @@ def test_gaussian_nll_variance_gradient_is_straight_through_below_eps():
 def test_poisson_full_target_gradient_is_finite_at_zero():
   g = jax.grad(lambda t: jl.poisson_nll(jnp.zeros(3), t, full=True, reduction="sum"))(jnp.array([0.0, 1.0, 3.0]))
   assert np.all(np.isfinite(g))
+
+
+def test_mape_floor_takes_over_at_the_tie():
+  # |t| == eps: the derivative of max(|t|, eps) is 0 in t and 1 in eps (the floor's side), for a traced eps.
+  p, t = jnp.array([2.0, 2.0, 2.0]), jnp.array([0.5, -0.5, 1.0])
+  gt, geps = jax.grad(lambda t, e: jl.mape(p, t, eps=e, reduction="sum"), argnums=(0, 1))(t, jnp.float32(0.5))
+  np.testing.assert_allclose(gt, [-1 / 0.5, -1 / 0.5, -1 / 1.0 - 1 / 1.0], rtol=1e-6)
+  np.testing.assert_allclose(geps, -1.5 / 0.25 - 2.5 / 0.25, rtol=1e-6)
