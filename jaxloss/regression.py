@@ -282,6 +282,9 @@ def smooth_l1(
   size = _custom.abs(error)
   if _inputs.is_constant(beta, 0):
     loss = size
+  elif not _inputs.is_array(beta):
+    # huber(e, beta) / beta: the select-free Huber that XLA:CPU fuses into the reduction
+    loss = _custom.huber(error, beta) / beta
   else:
     # A traced beta may be 0 (then no element is below it): the division never sees it.
     safe_beta = jnp.where(jnp.greater(beta, 0), beta, 1) if _inputs.is_array(beta) else beta
