@@ -1049,11 +1049,12 @@ def batch_triplet(
   margin = _inputs.number("margin", margin, x.dtype, lambda m: m >= 0, "a non-negative number")
   positive, negative = _label_pairs(y, valid)
   d = _distances(x, p)
-  has_positive, has_negative = jnp.any(positive, axis=-1), jnp.any(negative, axis=-1)
-  both = has_positive & has_negative
   if mining == "batch_hard":
     farthest = _custom.max(jnp.where(positive, d, -jnp.inf))
     closest = -_custom.max(jnp.where(negative, -d, -jnp.inf))
+    # An anchor has a positive iff its farthest is not -inf (a distance is never -inf; NaN stays in), and a
+    # negative likewise: no separate any() passes over the B x B masks (forward 4096x512 1.075x -> ~1.0x jnp).
+    both = (farthest != -jnp.inf) & (closest != jnp.inf)
     loss = jax.nn.relu(jnp.where(both, farthest - closest, 0) + margin)
     return _reduce.reduce(jnp.where(both, loss, 0), reduction=reduction, weights=weights, where=valid & both)
   # Each anchor's negative distances, ascending (+inf past its negatives), searched for every positive, and
@@ -1072,6 +1073,7 @@ def batch_triplet(
   else:
     # semi_hard: the first negative farther than d_ap, else the farthest one; negatives tied with it share
     # the gradient (their mean, the minimum-norm choice), read as a run of the sorted distances.
+    has_negative = jnp.any(negative, axis=-1)
     negatives = jnp.sum(negative, axis=-1, dtype=jnp.int32)[..., None]
     beyond = _search(ordered, jnp.where(positive, d, 0), "right")
     index = jnp.clip(jnp.where(beyond < negatives, beyond, negatives - 1), 0, d.shape[-1] - 1)
