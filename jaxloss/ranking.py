@@ -153,7 +153,10 @@ def softmax_ranking(
 
   Smooth. A list whose valid labels are all 0 has loss 0 and is left out of the
   mean (rax spreads it uniformly instead); negative labels are reported by
-  :func:`jaxloss.checked`. Otherwise equal to ``rax.softmax_loss``. Reference:
+  :func:`jaxloss.checked`. An item scored -inf with label 0 drops out, as if
+  masked by ``where`` (optax gives NaN); one with a positive label has its
+  score read as ``finfo.min`` there, a loss of order ``3e38`` (float32) for
+  the true infinity. Otherwise equal to ``rax.softmax_loss``. Reference:
   Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach",
   ICML 2007.
 
@@ -170,7 +173,11 @@ def softmax_ranking(
   normaliser = jnp.where(normaliser > -jnp.inf, normaliser, 0)  # no valid item: every term below is 0
   # sum_i y_i (normaliser - s_i), with the labels' total (already needed) in place of a sum over y against the
   # normaliser: its gradient then needs no reduction of its own (value_and_grad 0.65-0.85x the per-item form).
-  cross_entropy = total * normaliser - jnp.sum(jnp.where(valid, y * s, 0), axis=-1)
+  # s floored at finfo.min (derivative 1): an item scored -inf with label 0 (a common way to drop it) adds
+  # 0 * min = 0, not 0 * -inf = NaN; a select on y > 0 or jnp.maximum's derivative instead costs a pass in
+  # value_and_grad (0.73x -> 1.06-1.14x jnp)
+  floored = _custom.straight_through_floor(s, jnp.finfo(s.dtype).min)
+  cross_entropy = total * normaliser - jnp.sum(jnp.where(valid, y * floored, 0), axis=-1)
   loss = _reduce.safe_divide(cross_entropy, total)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=total > 0)
 

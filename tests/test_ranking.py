@@ -165,6 +165,20 @@ def test_softmax_ranking_is_stable_for_large_scores():
   np.testing.assert_allclose(grad, [1.0, -1.0, 0.0], atol=1e-6)
 
 
+def test_softmax_ranking_item_scored_minus_inf_with_label_zero_drops_out():
+  # -inf is a common way to drop an item: it must add nothing (0 * -inf would be NaN), as masking it with `where`.
+  scores, labels = jnp.array([[0.5, -jnp.inf, -1.0]]), jnp.array([[1.0, 0.0, 0.0]])
+  kept = jnp.array([[True, False, True]])
+  value, grad = jax.value_and_grad(jl.softmax_ranking)(scores, labels)
+  masked, masked_grad = jax.value_and_grad(lambda s: jl.softmax_ranking(s, labels, where=kept))(
+    jnp.where(kept, scores, 0)
+  )
+  np.testing.assert_allclose(value, np.log1p(np.exp(-1.5)), rtol=1e-6)
+  np.testing.assert_allclose(value, masked, rtol=1e-6)
+  np.testing.assert_allclose(grad, masked_grad, atol=1e-7)
+  assert float(grad[0, 1]) == 0.0
+
+
 @pytest.mark.parametrize(
   "call, error, pattern",
   [
