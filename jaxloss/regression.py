@@ -284,10 +284,10 @@ def smooth_l1(
     loss = size
   elif not _inputs.is_array(beta):
     # huber(e, beta) / beta: the select-free Huber that XLA:CPU fuses into the reduction
-    loss = _custom.huber(error, beta) / beta
+    loss = _huber(error, beta) / beta
   else:
     # A traced beta may be 0 (then no element is below it): the division never sees it.
-    safe_beta = jnp.where(jnp.greater(beta, 0), beta, 1) if _inputs.is_array(beta) else beta
+    safe_beta = jnp.where(jnp.greater(beta, 0), beta, 1)
     loss = jnp.where(size < beta, 0.5 * error * error / safe_beta, size - 0.5 * beta)
   return _reduce.reduce(loss, reduction=reduction, weights=weights, where=mask)
 
